@@ -1,0 +1,106 @@
+// The stabilization engine: decides when a still-settling (series, bucket)
+// value is final enough to push.
+//
+// The engine is pure. It never reads a clock, starts a thread or does I/O:
+// every call that needs the time receives `now` from its caller, so the same
+// calls always produce the same samples.
+//
+// Thread safety: an Engine is not thread-safe. In the pipeline each shard
+// thread owns one Engine and is the only thread that touches it.
+
+#ifndef CONVERGE_ENGINE_H_
+#define CONVERGE_ENGINE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "converge/observation.h"
+
+namespace converge {
+
+struct EngineOptions {
+  // Number of identical observations in a row after which a value is pushed.
+  // 1 pushes every new distinct value at once. Must be >= 1. Default 3.
+  int threshold = 3;
+
+  // A window closes once `now - bucket >= window_ttl`; its unpushed values are
+  // then force-flushed. Must be greater than `lookback`. Default 15 minutes.
+  absl::Duration window_ttl = absl::Minutes(15);
+
+  // How far back the live lane re-fetches. Only used to validate window_ttl:
+  // the live lane must never refetch a bucket whose window already closed.
+  // Default 10 minutes.
+  absl::Duration lookback = absl::Minutes(10);
+};
+
+// Returns OK, or kInvalidArgument naming the field, the value and the rule.
+absl::Status ValidateEngineOptions(const EngineOptions& options);
+
+// Counters and gauges of one engine. Counters only grow.
+struct EngineStats {
+  uint64_t open_windows = 0;  // gauge
+  uint64_t trackers = 0;      // gauge: open (series, bucket) trackers
+  uint64_t series = 0;        // gauge: distinct series in open windows
+  uint64_t observations = 0;  // accepted by Ingest, late ones included
+  uint64_t samples_stable = 0;
+  uint64_t samples_forced = 0;
+  uint64_t samples_flushed = 0;
+  uint64_t post_stabilization_updates = 0;
+  uint64_t down_revisions = 0;
+  uint64_t late_dropped = 0;  // observations for a bucket already closed
+
+  uint64_t samples_total() const {
+    return samples_stable + samples_forced + samples_flushed;
+  }
+
+  // Adds every field of `other` to this one (for totals across shards).
+  void Add(const EngineStats& other);
+};
+
+class Engine {
+ public:
+  // Returns kInvalidArgument when `options` fails ValidateEngineOptions().
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(
+      const EngineOptions& options);
+
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Records one observation and appends the sample it triggers, if any, to
+  // `out`. An observation for a bucket this engine already closed is dropped
+  // and counted in `late_dropped`; it never reopens the window.
+  void Ingest(const Observation& observation, std::vector<Sample>* out);
+
+  // Opens an empty window for `bucket_ms` unless it is open or was closed.
+  // The pipeline calls this on every shard for every bucket a fetch returned,
+  // so that "already closed" means the same on every shard whichever series
+  // landed there.
+  void NoteBucket(int64_t bucket_ms);
+
+  // Closes every window with `now - bucket >= window_ttl`, appending one
+  // kForced sample for each of its trackers whose latest value was never
+  // pushed, then releases the window. A `now` older than an earlier one closes
+  // nothing new.
+  void Expire(absl::Time now, std::vector<Sample>* out);
+
+  // Appends one kFlushed sample for every unpushed tracker of every open
+  // window, then releases all windows. Used at shutdown.
+  void Flush(std::vector<Sample>* out);
+
+  const EngineStats& stats() const;
+  const EngineOptions& options() const;
+
+ private:
+  class Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_ENGINE_H_
