@@ -46,9 +46,9 @@ struct EngineStats {
   uint64_t trackers = 0;      // gauge: open (series, bucket) trackers
   uint64_t series = 0;        // gauge: distinct series in open windows
   uint64_t observations = 0;  // accepted by Ingest, late ones included
-  uint64_t samples_stable = 0;
-  uint64_t samples_forced = 0;
-  uint64_t samples_flushed = 0;
+  uint64_t samples_stable = 0;   // pushed after `threshold` equal values
+  uint64_t samples_forced = 0;   // forced flushes at window TTL
+  uint64_t samples_flushed = 0;  // emitted by Flush() at shutdown
   uint64_t post_stabilization_updates = 0;
   uint64_t down_revisions = 0;
   uint64_t late_dropped = 0;  // observations for a bucket already closed

@@ -6,7 +6,8 @@
 // [start - max_backfill, start - lookback) in chunks of `backfill_chunk`,
 // oldest first, at most `backfill_calls_per_tick` calls per tick. A failed
 // backfill call is retried on a later tick; a chunk only counts as done once
-// every partition of it succeeded.
+// every partition of it succeeded. Chunks are laid from the oldest end, so
+// the newest chunk is the one that may be shorter.
 //
 // Thread safety: not thread-safe; owned by the scheduler thread.
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "converge/source.h"
@@ -32,7 +34,15 @@ struct LaneOptions {
   int backfill_calls_per_tick = 1;  // >= 0; 0 pauses the backfill lane
 };
 
+// Upper bound on max_backfill / backfill_chunk, so that a typo such as a
+// one-second chunk over a year of backfill is rejected instead of planned.
+inline constexpr int64_t kMaxBackfillChunks = 1000000;
+
 // Returns OK, or kInvalidArgument naming the field, the value and the rule.
+// Every duration must be finite; poll_interval, lookback and backfill_chunk
+// must be > 0, max_backfill >= 0; poll_interval must not exceed lookback, or
+// the live lane would skip the buckets between two ticks' ranges; and the
+// backfill may span at most kMaxBackfillChunks chunks.
 absl::Status ValidateLaneOptions(const LaneOptions& options);
 
 class LanePlanner {
@@ -48,20 +58,31 @@ class LanePlanner {
   // Backfill calls handed out and not yet reported are not planned again.
   TickPlan Plan(uint64_t tick, absl::Time now);
 
-  // Records how a task from Plan() ended. A failed backfill call goes back to
-  // the front of the pending list.
+  // Records how a task from Plan() ended. A failed backfill call goes back
+  // ahead of every call not yet planned, so retries keep the lane oldest
+  // first. Live tasks and tasks this planner did not hand out, or already
+  // heard about, are ignored.
   void OnTaskDone(const FetchTask& task, bool ok);
 
   uint64_t backfill_chunks_total() const { return chunks_total_; }
   uint64_t backfill_chunks_done() const { return chunks_done_; }
 
  private:
+  // One backfill fetch: one chunk for one partition.
   struct BackfillCall {
     uint64_t chunk = 0;  // 0 is the oldest chunk
     uint32_t partition = 0;
   };
 
   TimeRange ChunkRange(uint64_t chunk) const;
+  uint64_t CallId(const BackfillCall& call) const;
+
+  // Takes the oldest pending call: a retry first, then the next call never
+  // handed out. Returns false when nothing is pending.
+  bool TakeNextCall(BackfillCall* call);
+
+  // Puts a failed call back among the retries, which stay oldest first.
+  void Requeue(const BackfillCall& call);
 
   const LaneOptions options_;
   const absl::Time start_;
@@ -70,8 +91,15 @@ class LanePlanner {
   absl::Time backfill_end_;
   uint64_t chunks_total_ = 0;
   uint64_t chunks_done_ = 0;
-  std::deque<BackfillCall> pending_;                    // oldest first
-  absl::flat_hash_map<uint64_t, uint32_t> remaining_;   // chunk -> calls left
+
+  // Calls never handed out are generated on demand from this cursor
+  // (chunk-major, call id = chunk * partitions + partition), so a long
+  // backfill over many zone groups costs no memory up front.
+  uint64_t next_call_ = 0;
+  std::deque<BackfillCall> retries_;  // failed calls, oldest first
+  absl::flat_hash_set<uint64_t> in_flight_;  // call ids handed out, unreported
+  absl::flat_hash_map<uint64_t, uint32_t> remaining_;  // started chunk -> calls
+                                                       // not yet succeeded
 };
 
 }  // namespace converge

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/absl_compat.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -62,11 +63,11 @@ absl::StatusOr<SeriesKey> SeriesKey::FromViews(std::string_view name,
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i].first.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("invalid series ", name, ": empty label name"));
+          absl::StrCat("invalid series ", ToAbsl(name), ": empty label name"));
     }
     if (i > 0 && labels[i].first == labels[i - 1].first) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "invalid series ", name, ": label \"", labels[i].first,
+          "invalid series ", ToAbsl(name), ": label \"", ToAbsl(labels[i].first),
           "\" appears twice"));
     }
   }
@@ -125,8 +126,8 @@ std::string SeriesKey::ToString() const {
   text.push_back('{');
   for (size_t i = 0; i < pairs.size(); ++i) {
     if (i > 0) text.push_back(',');
-    absl::StrAppend(&text, pairs[i].first, "=\"",
-                    absl::StrReplaceAll(pairs[i].second, {{"\\", "\\\\"},
+    absl::StrAppend(&text, ToAbsl(pairs[i].first), "=\"",
+                    absl::StrReplaceAll(ToAbsl(pairs[i].second), {{"\\", "\\\\"},
                                                           {"\"", "\\\""},
                                                           {"\n", "\\n"}}),
                     "\"");

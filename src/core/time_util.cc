@@ -1,6 +1,7 @@
 #include "converge/time_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/absl_compat.h"
 
 namespace converge {
 
@@ -9,9 +10,9 @@ absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
   // (`Z` or `+hh:mm`), so the host's time zone never enters the result.
   absl::Time time;
   std::string error;
-  if (!absl::ParseTime(absl::RFC3339_full, text, &time, &error)) {
+  if (!absl::ParseTime(absl::RFC3339_full, ToAbsl(text), &time, &error)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "invalid RFC 3339 time \"", text, "\": ", error,
+        "invalid RFC 3339 time \"", ToAbsl(text), "\": ", error,
         " (expected e.g. 2026-06-24T18:59:00Z or 2026-06-24T11:59:00-07:00)"));
   }
   return time;
