@@ -1,1 +1,162 @@
-int main() { return 0; }
+// converge-exporter: runs the pipeline from flags until its input ends or a
+// SIGINT/SIGTERM arrives, then prints a one-line summary to stderr.
+//
+// Exit status: 0 after a clean run or stop, 1 when the run could not start
+// (for example a missing replay folder or an unreachable output file),
+// 2 for invalid flags.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include <curl/curl.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "converge/pipeline.h"
+#include "converge/sinks.h"
+#include "converge/sources.h"
+#include "main/flags.h"
+
+namespace converge {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+// Logs go to stderr: stdout may carry the file sink's samples.
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("converge");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+}
+
+absl::StatusOr<std::unique_ptr<Source>> MakeSource(
+    const ExporterConfig& config) {
+  if (config.source == "replay") return MakeReplaySource(config.replay);
+  return MakeSimSource(config.sim);
+}
+
+absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const ExporterConfig& config) {
+  if (config.sink == "remote-write") {
+    return MakeRemoteWriteSink(config.remote_write);
+  }
+  if (config.sink == "null") return MakeNullSink();
+  return MakeFileSink(config.file_sink);
+}
+
+// Waits for SIGINT or SIGTERM on its own thread and asks the pipeline to
+// stop. The signals are blocked in every other thread, so this thread is the
+// only one that receives them and no async-signal-safety limits apply.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(Pipeline* pipeline) : pipeline_(pipeline) {
+    thread_ = std::thread([this] { Watch(); });
+  }
+
+  ~SignalWatcher() {
+    done_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+  // Blocks the watched signals in the calling thread and in every thread it
+  // starts afterwards. Call first thing in main().
+  static void BlockSignals() {
+    sigset_t set = Watched();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+ private:
+  static sigset_t Watched() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);  // wakes the watcher to exit
+    return set;
+  }
+
+  void Watch() {
+    const sigset_t set = Watched();
+    while (true) {
+      int signal_number = 0;
+      if (sigwait(&set, &signal_number) != 0) continue;
+      if (signal_number == SIGUSR1) {
+        if (done_.load()) return;
+        continue;
+      }
+      spdlog::info("received {}, stopping: draining, flushing and delivering",
+                   signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+      pipeline_->RequestStop();
+    }
+  }
+
+  Pipeline* const pipeline_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int Main(int argc, char** argv) {
+  SignalWatcher::BlockSignals();
+
+  CommandLine command_line = ParseCommandLine(argc, argv);
+  switch (command_line.action) {
+    case CommandLine::Action::kPrintHelp:
+      std::cout << HelpText();
+      return 0;
+    case CommandLine::Action::kPrintVersion:
+      std::cout << "converge-exporter " << kVersion << "\n";
+      return 0;
+    case CommandLine::Action::kInvalid:
+      std::cerr << "converge-exporter: " << command_line.error << "\n";
+      return 2;
+    case CommandLine::Action::kRun:
+      break;
+  }
+  const ExporterConfig& config = command_line.config;
+  SetUpLogging(config.log_level);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
+  absl::StatusOr<std::unique_ptr<Source>> source = MakeSource(config);
+  if (!source.ok()) {
+    spdlog::error("cannot start source {}: {}", config.source,
+                  source.status().ToString());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<Sink>> sink = MakeSink(config);
+  if (!sink.ok()) {
+    spdlog::error("cannot start sink {}: {}", config.sink,
+                  sink.status().ToString());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = Pipeline::Create(
+      config.pipeline, std::move(*source), std::move(*sink));
+  if (!pipeline.ok()) {
+    spdlog::error("invalid pipeline options: {}", pipeline.status().ToString());
+    return 2;
+  }
+
+  absl::StatusOr<PipelineSummary> summary;
+  {
+    SignalWatcher watcher(pipeline->get());
+    summary = (*pipeline)->Run();
+  }
+  curl_global_cleanup();
+  if (!summary.ok()) {
+    spdlog::error("run failed: {}", summary.status().ToString());
+    return 1;
+  }
+  std::cerr << summary->ToLine() << std::endl;
+  return 0;
+}
+
+}  // namespace
+}  // namespace converge
+
+int main(int argc, char** argv) { return converge::Main(argc, argv); }

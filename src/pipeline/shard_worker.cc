@@ -1,1 +1,138 @@
-// Work in progress: filled in by the change that implements this file.
+#include "pipeline/shard_worker.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace converge {
+namespace {
+
+// Messages taken from the queue per wakeup.
+constexpr size_t kPopBatch = 1024;
+
+// Orders samples by series, then timestamp. The stable hash decides first
+// because comparing it is cheaper than comparing encodings; equal hashes fall
+// back to the encoding, so distinct series never tie.
+bool SeriesThenTime(const Sample& a, const Sample& b) {
+  if (a.series.hash() != b.series.hash()) {
+    return a.series.hash() < b.series.hash();
+  }
+  if (!(a.series == b.series)) return a.series < b.series;
+  return a.timestamp_ms < b.timestamp_ms;
+}
+
+}  // namespace
+
+ShardWorker::ShardWorker(int index, std::unique_ptr<Engine> engine,
+                         size_t queue_capacity,
+                         BoundedQueue<Sample>* sink_queue,
+                         TickProgress* progress)
+    : index_(index),
+      sink_queue_(sink_queue),
+      progress_(progress),
+      queue_(queue_capacity),
+      engine_(std::move(engine)) {}
+
+void ShardWorker::Run() {
+  BoundedQueue<ShardMessage>::ConsumerToken consumer =
+      queue_.MakeConsumerToken();
+  std::vector<ShardMessage> batch(kPopBatch);
+  sink_token_.emplace(sink_queue_->MakeProducerToken());
+
+  while (true) {
+    const size_t count = queue_.PopBulk(consumer, batch.data(), batch.size());
+    for (size_t i = 0; i < count; ++i) {
+      Handle(batch[i]);
+      batch[i] = ShardMessage();  // release keys and bucket lists now
+    }
+
+    while (CurrentTickComplete()) CompleteCurrentTick();
+
+    if (finish_seen_ && current_tick_ >= finish_tick_) break;
+  }
+
+  // Shutdown: every tick is complete, so flushing now loses nothing fetched.
+  engine_->Flush(&pending_samples_);
+  SendSamples();
+  sink_token_.reset();
+}
+
+void ShardWorker::Handle(ShardMessage& message) {
+  if (message.kind == ShardMessage::Kind::kFinish) {
+    finish_seen_ = true;
+    finish_tick_ = message.tick;
+    return;
+  }
+
+  TickState& tick = ticks_[message.tick];
+  switch (message.kind) {
+    case ShardMessage::Kind::kObservation:
+      ++tick.received;
+      if (message.tick == current_tick_) {
+        engine_->Ingest(message.observation, &pending_samples_);
+      } else {
+        tick.early.push_back(std::move(message.observation));
+      }
+      break;
+    case ShardMessage::Kind::kTaskDone:
+      ++tick.tasks_done;
+      tick.declared += message.count;
+      if (message.buckets != nullptr) {
+        tick.buckets.push_back(std::move(message.buckets));
+      }
+      break;
+    case ShardMessage::Kind::kTickStart:
+      tick.started = true;
+      tick.now = message.now;
+      tick.tasks_expected = message.count;
+      break;
+    case ShardMessage::Kind::kFinish:
+      break;
+  }
+}
+
+bool ShardWorker::CurrentTickComplete() {
+  auto it = ticks_.find(current_tick_);
+  if (it == ticks_.end()) return false;
+  const TickState& tick = it->second;
+  return tick.started && tick.tasks_done == tick.tasks_expected &&
+         tick.received == tick.declared;
+}
+
+void ShardWorker::CompleteCurrentTick() {
+  auto node = ticks_.extract(current_tick_);
+  TickState& tick = node.mapped();
+
+  // Open the windows of every bucket the tick returned, then expire: the
+  // tick's observations are all in, by the completeness check.
+  for (const auto& buckets : tick.buckets) {
+    for (int64_t bucket_ms : *buckets) engine_->NoteBucket(bucket_ms);
+  }
+  engine_->Expire(tick.now, &pending_samples_);
+  SendSamples();
+
+  ++current_tick_;
+  progress_->MarkCompleted(index_, current_tick_);
+
+  // Observations of the new current tick that came early are ingested now,
+  // in the order they arrived.
+  auto next = ticks_.find(current_tick_);
+  if (next != ticks_.end()) {
+    std::vector<Observation> early = std::move(next->second.early);
+    next->second.early.clear();
+    for (const Observation& observation : early) {
+      engine_->Ingest(observation, &pending_samples_);
+    }
+  }
+}
+
+void ShardWorker::SendSamples() {
+  if (pending_samples_.empty()) return;
+  std::stable_sort(pending_samples_.begin(), pending_samples_.end(),
+                   SeriesThenTime);
+  sink_queue_->PushBulk(*sink_token_, pending_samples_.data(),
+                        pending_samples_.size());
+  samples_sent_ += pending_samples_.size();
+  pending_samples_.clear();
+}
+
+}  // namespace converge

@@ -1,0 +1,87 @@
+// One shard: a thread that alone owns an Engine and the windows and trackers
+// of every series routed to it.
+//
+// The worker drains its queue, ingests each tick's observations, and expires
+// the tick once it is complete (see messages.h for how completeness is known
+// without cross-producer ordering). Observations of a later tick that arrive
+// early wait in a per-tick buffer; the scheduler keeps at most two ticks in
+// flight, so that buffer holds at most one tick.
+//
+// Samples leave a shard once per tick, sorted by series and timestamp, so the
+// samples of a series reach the sink in the same order for any number of
+// shards and fetchers.
+//
+// Thread safety: Run() is the thread body. queue() may be used by producers
+// on any thread. The accessors marked "after Run()" may only be read once the
+// thread has been joined.
+
+#ifndef CONVERGE_PIPELINE_SHARD_WORKER_H_
+#define CONVERGE_PIPELINE_SHARD_WORKER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "converge/engine.h"
+#include "pipeline/bounded_queue.h"
+#include "pipeline/messages.h"
+#include "pipeline/tick_progress.h"
+
+namespace converge {
+
+class ShardWorker {
+ public:
+  ShardWorker(int index, std::unique_ptr<Engine> engine,
+              size_t queue_capacity, BoundedQueue<Sample>* sink_queue,
+              TickProgress* progress);
+
+  BoundedQueue<ShardMessage>& queue() { return queue_; }
+
+  // Thread body: returns after a kFinish message and every tick before it
+  // has been completed and the engine flushed.
+  void Run();
+
+  // After Run(): samples handed to the sink queue and the engine's stats.
+  uint64_t samples_sent() const { return samples_sent_; }
+  const EngineStats& stats() const { return engine_->stats(); }
+
+ private:
+  struct TickState {
+    bool started = false;
+    absl::Time now;
+    uint64_t tasks_expected = 0;
+    uint64_t tasks_done = 0;
+    uint64_t declared = 0;  // observations the markers announced
+    uint64_t received = 0;  // observations that arrived
+    std::vector<Observation> early;  // arrived before the tick was current
+    std::vector<std::shared_ptr<const std::vector<int64_t>>> buckets;
+  };
+
+  void Handle(ShardMessage& message);
+  bool CurrentTickComplete();
+  void CompleteCurrentTick();
+  void SendSamples();
+
+  // Constant after construction.
+  const int index_;
+  BoundedQueue<Sample>* const sink_queue_;
+  TickProgress* const progress_;
+
+  BoundedQueue<ShardMessage> queue_;
+
+  // Owned by the shard thread.
+  std::unique_ptr<Engine> engine_;
+  absl::flat_hash_map<uint64_t, TickState> ticks_;
+  uint64_t current_tick_ = 0;
+  bool finish_seen_ = false;
+  uint64_t finish_tick_ = 0;
+  std::optional<BoundedQueue<Sample>::ProducerToken> sink_token_;
+  std::vector<Sample> pending_samples_;  // emitted during the current tick
+  uint64_t samples_sent_ = 0;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_PIPELINE_SHARD_WORKER_H_
