@@ -39,9 +39,9 @@ struct LaneOptions {
 inline constexpr int64_t kMaxBackfillChunks = 1000000;
 
 // Returns OK, or kInvalidArgument naming the field, the value and the rule.
-// Every duration must be finite; poll_interval, lookback and backfill_chunk
-// must be > 0, max_backfill >= 0; poll_interval must not exceed lookback, or
-// the live lane would skip the buckets between two ticks' ranges; and the
+// Every duration must be finite. poll_interval, lookback and backfill_chunk
+// must be > 0, and max_backfill >= 0. poll_interval must not exceed lookback,
+// or the live lane would skip the buckets between two ticks' ranges. The
 // backfill may span at most kMaxBackfillChunks chunks.
 absl::Status ValidateLaneOptions(const LaneOptions& options);
 
