@@ -292,7 +292,7 @@ TEST_F(PipelineTest, FailedFetchIsCountedNotObserved) {
   EXPECT_EQ(summary->samples_delivered, summary->engine.samples_total());
 }
 
-TEST_F(PipelineTest, RejectedBatchIsCountedAndLaterBatchesGoOut) {
+TEST_F(PipelineTest, RejectedBatchDoesNotBlockLater) {
   sink_.reject_every.store(2);
   absl::StatusOr<PipelineSummary> summary =
       RunPipeline(Options(2, 2), std::make_unique<ScriptedSource>(4, 5, 30));

@@ -76,6 +76,11 @@ class Engine {
   // and counted in `late_dropped`; it never reopens the window.
   void Ingest(const Observation& observation, std::vector<Sample>* out);
 
+  // Same as Ingest(Observation) for a key the caller keeps, without copying
+  // it into an Observation first.
+  void Ingest(const SeriesKey& series, int64_t bucket_ms, uint64_t value,
+              std::vector<Sample>* out);
+
   // Opens an empty window for `bucket_ms` unless it is open or was closed.
   // The pipeline calls this on every shard for every bucket a fetch returned,
   // so that "already closed" means the same on every shard whichever series

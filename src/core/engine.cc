@@ -80,7 +80,8 @@ class Engine::Impl {
         ttl_ms_(absl::ToInt64Milliseconds(options.window_ttl)),
         ids_(0, IdHash{&series_}, IdEq{&series_}) {}
 
-  void Ingest(const Observation& observation, std::vector<Sample>* out);
+  void Ingest(const SeriesKey& series, int64_t bucket_ms, uint64_t value,
+              std::vector<Sample>* out);
   void NoteBucket(int64_t bucket_ms);
   void Expire(absl::Time now, std::vector<Sample>* out);
   void Flush(std::vector<Sample>* out);
@@ -189,36 +190,36 @@ void Engine::Impl::Emit(SeriesId id, int64_t bucket_ms, uint64_t value,
   out->push_back(Sample{series_[id].key, bucket_ms, value, cause});
 }
 
-void Engine::Impl::Ingest(const Observation& observation,
-                          std::vector<Sample>* out) {
+void Engine::Impl::Ingest(const SeriesKey& series, int64_t bucket_ms,
+                          uint64_t value, std::vector<Sample>* out) {
   ++stats_.observations;
 
   // A closed bucket never reopens: the observation is late.
-  Window* window = FindOrOpenWindow(observation.bucket_ms);
+  Window* window = FindOrOpenWindow(bucket_ms);
   if (window == nullptr) {
     ++stats_.late_dropped;
     return;
   }
 
   // The first observation of a (series, bucket) starts its tracker.
-  const SeriesId id = Intern(observation.series);
+  const SeriesId id = Intern(series);
   auto [it, inserted] = window->trackers.try_emplace(id);
   Tracker& tracker = it->second;
   if (inserted) {
     ++series_[id].windows;
     ++stats_.trackers;
-    tracker.latest = observation.value;
+    tracker.latest = value;
     tracker.run = 0;
-  } else if (observation.value != tracker.latest) {
+  } else if (value != tracker.latest) {
     // A changed value starts a new run. After stabilization it is a
     // correction, and a lower value than the one pushed is a down revision.
     if (tracker.stabilized) {
       ++stats_.post_stabilization_updates;
-      if (tracker.has_pushed && observation.value < tracker.pushed) {
+      if (tracker.has_pushed && value < tracker.pushed) {
         ++stats_.down_revisions;
       }
     }
-    tracker.latest = observation.value;
+    tracker.latest = value;
     tracker.run = 0;
   }
 
@@ -232,7 +233,7 @@ void Engine::Impl::Ingest(const Observation& observation,
   if (tracker.latest_pushed()) return;
   tracker.pushed = tracker.latest;
   tracker.has_pushed = true;
-  Emit(id, observation.bucket_ms, tracker.latest, SampleCause::kStable, out);
+  Emit(id, bucket_ms, tracker.latest, SampleCause::kStable, out);
 }
 
 void Engine::Impl::NoteBucket(int64_t bucket_ms) {
@@ -292,7 +293,12 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
 void Engine::Ingest(const Observation& observation, std::vector<Sample>* out) {
-  impl_->Ingest(observation, out);
+  impl_->Ingest(observation.series, observation.bucket_ms, observation.value,
+                out);
+}
+void Engine::Ingest(const SeriesKey& series, int64_t bucket_ms, uint64_t value,
+                    std::vector<Sample>* out) {
+  impl_->Ingest(series, bucket_ms, value, out);
 }
 void Engine::NoteBucket(int64_t bucket_ms) { impl_->NoteBucket(bucket_ms); }
 void Engine::Expire(absl::Time now, std::vector<Sample>* out) {

@@ -50,7 +50,7 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const ExporterConfig& config) {
   return MakeFileSink(config.file_sink);
 }
 
-// Waits for SIGINT or SIGTERM on its own thread and asks the pipeline to
+// Waits for SIGINT or SIGTERM on its own thread and requests a pipeline
 // stop. The signals are blocked in every other thread, so this thread is the
 // only one that receives them and no async-signal-safety limits apply.
 class SignalWatcher {

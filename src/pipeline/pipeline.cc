@@ -29,7 +29,7 @@ constexpr uint64_t kTicksInFlight = 2;
 // Observations a fetcher routes to one shard before handing them over.
 constexpr size_t kRouteBatch = 4096;
 
-// A unit of work for the fetchers; `exit` tells one fetcher to return.
+// A unit of work for the fetchers. With `exit` set, the fetcher returns.
 struct FetchWork {
   FetchTask task;
   bool exit = false;
@@ -64,7 +64,7 @@ class Pipeline::Impl {
     sink_worker_ = std::make_unique<SinkWorker>(sink_options, sink_.get(),
                                                 options_.sink_queue_capacity);
     for (int i = 0; i < options_.shards; ++i) {
-      // Create() validated the engine options, so this cannot fail.
+      // Pipeline::Create() validated the engine options, so this succeeds.
       shards_.push_back(std::make_unique<ShardWorker>(
           i, std::move(Engine::Create(options_.engine)).value(),
           options_.shard_queue_capacity, &sink_worker_->queue(), &progress_));
@@ -75,7 +75,7 @@ class Pipeline::Impl {
   void RequestStop();
 
  private:
-  // What one fetcher thread keeps between tasks.
+  // Per-fetcher state reused across tasks.
   struct FetcherContext {
     std::vector<BoundedQueue<ShardMessage>::ProducerToken> shard_tokens;
     std::optional<BoundedQueue<TaskResult>::ProducerToken> result_token;
@@ -113,8 +113,8 @@ void Pipeline::Impl::RequestStop() {
   BeginStop();
 }
 
-// Starts the shutdown deadline once, whoever gets here first: a stop request
-// or the end of the input.
+// Starts the shutdown deadline once, on the first of a stop request and the
+// end of the input.
 void Pipeline::Impl::BeginStop() {
   if (stop_begun_.exchange(true)) return;
   sink_worker_->SetDeadline(absl::Now() + options_.shutdown_timeout);
@@ -291,7 +291,8 @@ absl::StatusOr<PipelineSummary> Pipeline::Impl::Run() {
   spdlog::info("pipeline stopping after {} ticks ({})", ticks,
                summary.stopped_by_request ? "stop requested" : "end of input");
 
-  // 1. Fetchers: every started tick's tasks were answered, so none is left.
+  // 1. Fetchers: every task of every started tick has a result, so the task
+  // queue is empty.
   for (size_t i = 0; i < fetcher_threads.size(); ++i) {
     tasks_.Push(task_token, FetchWork{FetchTask{}, true});
   }

@@ -5,7 +5,7 @@
 // the tick once it is complete (see messages.h for how completeness is known
 // without cross-producer ordering). Observations of a later tick that arrive
 // early wait in a per-tick buffer; the scheduler keeps at most two ticks in
-// flight, so that buffer holds at most one tick.
+// flight, so that buffer contains at most one tick.
 //
 // Samples leave a shard once per tick, sorted by series and timestamp, so the
 // samples of a series reach the sink in the same order for any number of
