@@ -23,6 +23,15 @@ struct FileSinkOptions {
 
 // Writes one JSON object per line:
 // {"name":...,"labels":{...},"value":...,"timestamp_ms":...}.
+// Open() creates or truncates the file. Each Push() writes its batch with one
+// write() call before returning, so Close() has nothing left to flush. Close()
+// does not fsync.
+//
+// Errors name the path. Open() failures are kFailedPrecondition. A write that
+// fails with ENOSPC, EDQUOT or EAGAIN is kUnavailable because it can clear up,
+// and other write errors are kFailedPrecondition. A regular file is cut back
+// to its last complete batch after a failed write, so a retry leaves no broken
+// line.
 std::unique_ptr<Sink> MakeFileSink(const FileSinkOptions& options);
 
 // Counts and discards every batch.
@@ -31,12 +40,27 @@ std::unique_ptr<Sink> MakeNullSink();
 struct RemoteWriteOptions {
   std::string url;  // e.g. http://127.0.0.1:8428/api/v1/write
   absl::Duration timeout = absl::Seconds(30);  // per request
+  // Product name; the User-Agent header is "<user_agent>/<converge version>".
   std::string user_agent = "converge-exporter";
 };
 
 // Pushes Prometheus remote write 1.0 requests (snappy-compressed protobuf
-// WriteRequest) over one kept-alive libcurl connection.
-// Returns kInvalidArgument for a URL that is not http:// or https://.
+// WriteRequest) over one kept-alive libcurl connection. Credentials can be
+// given as user:password@ in the URL; every message and log line shows the
+// URL with that part redacted. TLS peers are verified (libcurl's default).
+//
+// Push() returns OK for HTTP 2xx. Network errors, timeouts, HTTP 5xx and 429
+// return kUnavailable, with the receiver's Retry-After attached (see
+// RetryAfter()). Other 4xx return kInvalidArgument, whose message contains the
+// HTTP status and the first 512 bytes of the receiver's response. Any other
+// status returns kFailedPrecondition, because redirects are not followed. A
+// timed-out request may still have been stored, so a retry can deliver a
+// batch twice. An empty batch sends no request.
+//
+// Returns kInvalidArgument for a missing URL or one that is not http:// or
+// https://, a timeout that is not positive, or an empty user_agent.
+// REQUIRES: curl_global_init() was called, once per process, before the
+// sink's Open().
 absl::StatusOr<std::unique_ptr<Sink>> MakeRemoteWriteSink(
     const RemoteWriteOptions& options);
 
@@ -44,8 +68,9 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeRemoteWriteSink(
 void AppendJsonLine(const Sample& sample, std::string* out);
 
 // Serializes `batch` as a remote write WriteRequest protobuf: one TimeSeries
-// per sample, labels sorted by name in byte order with `__name__` in its
-// sorted place.
+// per distinct series, in order of first appearance, holding that series'
+// samples in batch order. Labels are sorted by name in byte order with
+// `__name__` in its sorted place. Values are sent as doubles.
 std::string EncodeWriteRequest(std::span<const Sample> batch);
 
 // Snappy block-format compression, as remote write requires.

@@ -26,7 +26,7 @@
 namespace converge {
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
+constexpr char kVersion[] = CONVERGE_VERSION;
 
 // Logs go to stderr: stdout may carry the file sink's samples.
 void SetUpLogging(const std::string& level) {
@@ -104,6 +104,9 @@ class SignalWatcher {
 
 int Main(int argc, char** argv) {
   SignalWatcher::BlockSignals();
+  // A closed stdout pipe must turn into a failed write that the file sink
+  // reports, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
 
   CommandLine command_line = ParseCommandLine(argc, argv);
   switch (command_line.action) {
