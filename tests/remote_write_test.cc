@@ -21,6 +21,7 @@
 #include "converge/sinks.h"
 #include "core/absl_compat.h"
 #include "remote.pb.h"
+#include "tests/testing/fake_receiver.h"
 #include "tests/testing/free_port.h"
 
 namespace converge {
@@ -165,99 +166,10 @@ TEST(RetryAfterTest, MissingOrMalformedPayloadIsNullopt) {
 
 // --- The sink against a local receiver ---------------------------------------
 
-// A remote write receiver on 127.0.0.1 that records every request and replies
-// with a configurable status, body and Retry-After.
-class FakeReceiver {
- public:
-  struct Request {
-    std::string path;
-    std::multimap<std::string, std::string> headers;  // as httplib stores them
-    std::string body;
-    int remote_port = 0;
-  };
+using harness::FakeReceiver;
+using harness::ReceivedRequest;
 
-  FakeReceiver() {
-    server_.set_keep_alive_max_count(100);
-    server_.Post("/api/v1/write",
-                 [this](const httplib::Request& request,
-                        httplib::Response& response) {
-                   Handle(request, response);
-                 });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-
-    // stop() only ends a server that is already running, so wait for it, or
-    // the destructor could hang.
-    while (!server_.is_running()) std::this_thread::yield();
-  }
-
-  ~FakeReceiver() {
-    Release();
-    server_.stop();
-    thread_.join();
-  }
-
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/api/v1/write";
-  }
-  int port() const { return port_; }
-
-  void Reply(int status, std::string body = "",
-             std::string retry_after = "") {
-    std::lock_guard lock(mutex_);
-    reply_status_ = status;
-    reply_body_ = std::move(body);
-    reply_retry_after_ = std::move(retry_after);
-  }
-
-  // Makes the handler wait until Release() (at most 10 s) before replying.
-  void HoldReplies() {
-    std::lock_guard lock(mutex_);
-    hold_ = true;
-  }
-  void Release() {
-    std::lock_guard lock(mutex_);
-    hold_ = false;
-    released_.notify_all();
-  }
-
-  std::vector<Request> requests() const {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
-
- private:
-  void Handle(const httplib::Request& request, httplib::Response& response) {
-    std::unique_lock lock(mutex_);
-    requests_.push_back(Request{
-        request.path,
-        {request.headers.begin(), request.headers.end()},
-        request.body,
-        request.remote_port,
-    });
-    released_.wait_for(lock, std::chrono::seconds(10), [this] { return !hold_; });
-
-    response.status = reply_status_;
-    if (!reply_retry_after_.empty()) {
-      response.set_header("Retry-After", reply_retry_after_);
-    }
-    if (!reply_body_.empty()) response.set_content(reply_body_, "text/plain");
-  }
-
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-
-  mutable std::mutex mutex_;
-  std::condition_variable released_;
-  int reply_status_ = 204;
-  std::string reply_body_;
-  std::string reply_retry_after_;
-  bool hold_ = false;
-  std::vector<Request> requests_;
-};
-
-std::string HeaderOf(const FakeReceiver::Request& request,
+std::string HeaderOf(const ReceivedRequest& request,
                      const std::string& name) {
   auto it = request.headers.find(name);
   return it == request.headers.end() ? "<missing>" : it->second;
@@ -295,7 +207,7 @@ TEST_F(RemoteWriteSinkTest, SendsRemoteWriteHeaders) {
   const absl::Status status = PushOne(*sink);
 
   ASSERT_TRUE(status.ok()) << status;
-  const std::vector<FakeReceiver::Request> requests = receiver_.requests();
+  const std::vector<ReceivedRequest> requests = receiver_.requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].path, "/api/v1/write");
   EXPECT_EQ(HeaderOf(requests[0], "Content-Encoding"), "snappy");
@@ -318,7 +230,7 @@ TEST_F(RemoteWriteSinkTest, BodyDecodesToTheBatch) {
 
   ASSERT_TRUE(sink->Push(batch).ok());
 
-  const std::vector<FakeReceiver::Request> requests = receiver_.requests();
+  const std::vector<ReceivedRequest> requests = receiver_.requests();
   ASSERT_EQ(requests.size(), 1u);
   std::string raw;
   ASSERT_TRUE(snappy::Uncompress(requests[0].body.data(),
@@ -450,7 +362,7 @@ TEST_F(RemoteWriteSinkTest, PushesReuseOneConnection) {
   ASSERT_TRUE(PushOne(*sink).ok());
 
   // One TCP connection means one client port for every request.
-  const std::vector<FakeReceiver::Request> requests = receiver_.requests();
+  const std::vector<ReceivedRequest> requests = receiver_.requests();
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[1].remote_port, requests[0].remote_port);
   EXPECT_EQ(requests[2].remote_port, requests[0].remote_port);
@@ -470,7 +382,7 @@ TEST_F(RemoteWriteSinkTest, CredentialsAreSentButNeverShown) {
   EXPECT_EQ(status.message().find("writer"), std::string::npos) << status;
   EXPECT_NE(status.message().find("REDACTED@127.0.0.1"), std::string::npos)
       << status;
-  const std::vector<FakeReceiver::Request> requests = receiver_.requests();
+  const std::vector<ReceivedRequest> requests = receiver_.requests();
   ASSERT_EQ(requests.size(), 1u);
   // base64("writer:s3cret")
   EXPECT_EQ(HeaderOf(requests[0], "Authorization"), "Basic d3JpdGVyOnMzY3JldA==");

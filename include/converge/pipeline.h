@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -52,6 +53,12 @@ struct PipelineOptions {
   absl::Duration retry_min = absl::Seconds(1);
   absl::Duration retry_max = absl::Minutes(1);
 
+  // When a correction for a (series, timestamp) arrives while the earlier
+  // value still waits in the open batch, send only the correction. Off keeps
+  // every emitted sample, as the file sink's record of the engine's output
+  // needs.
+  bool coalesce_corrections = false;
+
   // From the stop request, how long the sink may keep delivering before what
   // is left is counted as undelivered.
   absl::Duration shutdown_timeout = absl::Seconds(30);
@@ -70,7 +77,11 @@ struct PipelineSummary {
   uint64_t samples_delivered = 0;
   uint64_t samples_rejected = 0;     // refused by the receiver, not retried
   uint64_t samples_undelivered = 0;  // still pending at the shutdown deadline
+  uint64_t samples_superseded = 0;   // replaced by a correction before sending
+  std::map<int, uint64_t> rejected_by_http_status;  // 0: no HTTP status
+  uint64_t pushes = 0;
   uint64_t push_retries = 0;
+  absl::Duration retry_wait;         // time the sink spent waiting to retry
   bool stopped_by_request = false;   // RequestStop() rather than end of input
   absl::Duration wall_time;
 

@@ -50,6 +50,14 @@ inline constexpr std::string_view kRetryAfterPayload =
 // Reads the Retry-After delay attached to `status`, if any.
 std::optional<absl::Duration> RetryAfter(const absl::Status& status);
 
+// Status payload key under which a sink attaches the receiver's HTTP status
+// code (decimal text) to a failed push, so rejections can be counted by
+// status and a 4xx batch can be split to find the rejected samples.
+inline constexpr std::string_view kHttpStatusPayload = "converge/http-status";
+
+// Reads the HTTP status attached to `status`, if any.
+std::optional<int> HttpStatusOf(const absl::Status& status);
+
 }  // namespace converge
 
 #endif  // CONVERGE_SINK_H_

@@ -61,6 +61,7 @@ class Pipeline::Impl {
     sink_options.flush_interval = options_.flush_interval;
     sink_options.retry_min = options_.retry_min;
     sink_options.retry_max = options_.retry_max;
+    sink_options.coalesce_corrections = options_.coalesce_corrections;
     sink_worker_ = std::make_unique<SinkWorker>(sink_options, sink_.get(),
                                                 options_.sink_queue_capacity);
     for (int i = 0; i < options_.shards; ++i) {
@@ -328,7 +329,11 @@ absl::StatusOr<PipelineSummary> Pipeline::Impl::Run() {
   summary.samples_delivered = counters.delivered;
   summary.samples_rejected = counters.rejected;
   summary.samples_undelivered = counters.undelivered;
+  summary.samples_superseded = counters.superseded;
+  summary.rejected_by_http_status = counters.rejected_by_http_status;
+  summary.pushes = counters.pushes;
   summary.push_retries = counters.retries;
+  summary.retry_wait = counters.retry_wait;
   summary.wall_time = absl::Now() - started;
   if (counters.undelivered > 0) {
     spdlog::error(

@@ -6,7 +6,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
+#include "core/absl_compat.h"
 #include "core/log_rate_limiter.h"
 
 namespace converge {
@@ -22,7 +24,90 @@ size_t EstimatedBytes(const Sample& sample) {
   return sample.series.encoded().size() + 32;
 }
 
+// Receivers' messages can be long (a whole HTML page); logs keep the start.
+constexpr size_t kMaxLoggedMessage = 512;
+
+std::string Truncated(std::string_view message) {
+  if (message.size() <= kMaxLoggedMessage) return std::string(message);
+  return std::string(message.substr(0, kMaxLoggedMessage)) + " ... (truncated)";
+}
+
+// A 4xx other than 429 means the receiver refused some content of the batch,
+// so smaller parts can still get through.
+bool IsSplittable(const absl::Status& status) {
+  const std::optional<int> http_status = HttpStatusOf(status);
+  return http_status.has_value() && *http_status >= 400 &&
+         *http_status < 500 && *http_status != 429;
+}
+
 }  // namespace
+
+class SinkWorker::OpenBatch {
+ public:
+  OpenBatch(size_t max_samples, bool coalesce)
+      : max_samples_(max_samples), coalesce_(coalesce) {
+    // Reserved once so that the index's pointers into `samples_` stay valid.
+    samples_.reserve(max_samples);
+  }
+
+  // Adds `sample`. Returns true when it replaced a waiting sample of the same
+  // series and timestamp instead.
+  bool Add(Sample sample) {
+    if (coalesce_) {
+      auto it = index_.find(Key{&sample.series, sample.timestamp_ms});
+      if (it != index_.end()) {
+        Sample& waiting = samples_[it->second];
+        waiting.value = sample.value;
+        waiting.cause = sample.cause;
+        return true;
+      }
+    }
+
+    bytes_ += EstimatedBytes(sample);
+    samples_.push_back(std::move(sample));
+    if (coalesce_) {
+      const Sample& stored = samples_.back();
+      index_.emplace(Key{&stored.series, stored.timestamp_ms},
+                     samples_.size() - 1);
+    }
+    return false;
+  }
+
+  bool empty() const { return samples_.empty(); }
+  size_t size() const { return samples_.size(); }
+  size_t room() const { return max_samples_ - samples_.size(); }
+  size_t bytes() const { return bytes_; }
+  std::vector<Sample>& samples() { return samples_; }
+
+  void Clear() {
+    index_.clear();
+    samples_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  struct Key {
+    const SeriesKey* series;
+    int64_t timestamp_ms;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& key) const {
+      return key.series->hash() ^
+             (static_cast<uint64_t>(key.timestamp_ms) * 0x9E3779B97F4A7C15ULL);
+    }
+  };
+  struct KeyEq {
+    bool operator()(const Key& a, const Key& b) const {
+      return a.timestamp_ms == b.timestamp_ms && *a.series == *b.series;
+    }
+  };
+
+  const size_t max_samples_;
+  const bool coalesce_;
+  std::vector<Sample> samples_;
+  absl::flat_hash_map<Key, size_t, KeyHash, KeyEq> index_;
+  size_t bytes_ = 0;
+};
 
 SinkWorker::SinkWorker(const SinkWorkerOptions& options, Sink* sink,
                        size_t queue_capacity)
@@ -50,9 +135,7 @@ bool SinkWorker::DeadlinePassed() {
 void SinkWorker::Run() {
   BoundedQueue<Sample>::ConsumerToken consumer = queue_.MakeConsumerToken();
   std::vector<Sample> incoming(options_.batch_max_samples);
-  std::vector<Sample> batch;
-  batch.reserve(options_.batch_max_samples);
-  size_t batch_bytes = 0;
+  OpenBatch batch(options_.batch_max_samples, options_.coalesce_corrections);
   absl::Time batch_opened;
   bool finish_seen = false;
   uint64_t received = 0;
@@ -64,63 +147,84 @@ void SinkWorker::Run() {
       wait = std::max(absl::ZeroDuration(),
                       batch_opened + options_.flush_interval - absl::Now());
     }
-    const size_t room = options_.batch_max_samples - batch.size();
-    const size_t count = queue_.PopBulkFor(
-        consumer, incoming.data(), room, absl::ToInt64Microseconds(wait));
+    const size_t count = queue_.PopBulkFor(consumer, incoming.data(),
+                                           batch.room(),
+                                           absl::ToInt64Microseconds(wait));
 
     for (size_t i = 0; i < count; ++i) {
       if (IsWakeup(incoming[i])) {
         finish_seen = true;
         continue;
       }
-      if (batch.empty()) batch_opened = absl::Now();
-      batch_bytes += EstimatedBytes(incoming[i]);
-      batch.push_back(std::move(incoming[i]));
       ++received;
+      if (batch.empty()) batch_opened = absl::Now();
+      if (batch.Add(std::move(incoming[i]))) ++counters_.superseded;
     }
 
     // Close the batch on count, bytes or age.
-    const bool full = batch.size() >= options_.batch_max_samples ||
-                      batch_bytes >= options_.batch_max_bytes;
+    const bool full = batch.room() == 0 ||
+                      batch.bytes() >= options_.batch_max_bytes;
     const bool due = !batch.empty() &&
                      absl::Now() >= batch_opened + options_.flush_interval;
     const bool last =
         finish_seen &&
         received == expected_total_.load(std::memory_order_acquire);
     if (full || due || (last && !batch.empty())) {
-      Deliver(batch);
-      batch_bytes = 0;
+      Deliver(batch.samples());
+      batch.Clear();
     }
     if (last) break;
   }
 }
 
 void SinkWorker::Deliver(std::vector<Sample>& batch) {
+  DeliverPart(std::span<const Sample>(batch.data(), batch.size()));
+}
+
+void SinkWorker::DeliverPart(std::span<const Sample> part) {
+  static LogRateLimiter undelivered_log(5, absl::Minutes(1));
+
+  const absl::Status status = PushWithRetries(part);
+  if (status.ok()) return;
+
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    counters_.undelivered += part.size();
+    uint64_t suppressed = 0;
+    if (undelivered_log.Allow(&suppressed)) {
+      spdlog::warn(
+          "sink {}: shutdown deadline passed, {} samples are undelivered "
+          "({} similar lines suppressed)",
+          sink_->name(), part.size(), suppressed);
+    }
+    return;
+  }
+
+  // Halve a batch the receiver refused, so the samples it accepts still land
+  // and the search ends at the samples it rejects.
+  if (IsSplittable(status) && part.size() > 1) {
+    const size_t half = part.size() / 2;
+    DeliverPart(part.first(half));
+    DeliverPart(part.subspan(half));
+    return;
+  }
+  CountRejected(part, status);
+}
+
+absl::Status SinkWorker::PushWithRetries(std::span<const Sample> part) {
   static LogRateLimiter retry_log(5, absl::Minutes(1));
-  ++counters_.batches;
 
   for (int attempt = 0;; ++attempt) {
     if (DeadlinePassed()) {
-      counters_.undelivered += batch.size();
-      spdlog::warn(
-          "sink {}: shutdown deadline passed, {} samples of this batch are "
-          "undelivered",
-          sink_->name(), batch.size());
-      break;
+      return absl::DeadlineExceededError("shutdown deadline passed");
     }
 
-    const absl::Status status = sink_->Push(batch);
+    ++counters_.pushes;
+    const absl::Status status = sink_->Push(part);
     if (status.ok()) {
-      counters_.delivered += batch.size();
-      break;
+      counters_.delivered += part.size();
+      return status;
     }
-
-    if (status.code() != absl::StatusCode::kUnavailable) {
-      counters_.rejected += batch.size();
-      spdlog::error("sink {}: batch of {} samples rejected, not retried: {}",
-                    sink_->name(), batch.size(), status.ToString());
-      break;
-    }
+    if (status.code() != absl::StatusCode::kUnavailable) return status;
 
     ++counters_.retries;
     const absl::Duration delay = RetryDelay(attempt, status);
@@ -129,12 +233,30 @@ void SinkWorker::Deliver(std::vector<Sample>& batch) {
       spdlog::warn(
           "sink {}: push of {} samples failed, retry {} in {}: {} "
           "({} similar lines suppressed)",
-          sink_->name(), batch.size(), attempt + 1,
-          absl::FormatDuration(delay), status.ToString(), suppressed);
+          sink_->name(), part.size(), attempt + 1,
+          absl::FormatDuration(delay), Truncated(ToStd(status.message())),
+          suppressed);
     }
     WaitBeforeRetry(delay);
   }
-  batch.clear();
+}
+
+void SinkWorker::CountRejected(std::span<const Sample> part,
+                               const absl::Status& status) {
+  static LogRateLimiter rejected_log(10, absl::Minutes(1));
+
+  counters_.rejected += part.size();
+  counters_.rejected_by_http_status[HttpStatusOf(status).value_or(0)] +=
+      part.size();
+  uint64_t suppressed = 0;
+  if (rejected_log.Allow(&suppressed)) {
+    const Sample& first = part.front();
+    spdlog::error(
+        "sink {}: {} samples rejected, not retried (first: {} at {} ms): {} "
+        "({} similar lines suppressed)",
+        sink_->name(), part.size(), first.series.ToString(),
+        first.timestamp_ms, Truncated(ToStd(status.message())), suppressed);
+  }
 }
 
 absl::Duration SinkWorker::RetryDelay(int attempt, const absl::Status& status) {
@@ -152,14 +274,16 @@ absl::Duration SinkWorker::RetryDelay(int attempt, const absl::Status& status) {
 }
 
 void SinkWorker::WaitBeforeRetry(absl::Duration delay) {
+  const absl::Time started = absl::Now();
   std::unique_lock<std::mutex> lock(mutex_);
-  const absl::Time wake = std::min(absl::Now() + delay, deadline_);
+  const absl::Time wake = std::min(started + delay, deadline_);
   const absl::Time deadline_at_start = deadline_;
   // Wake early when a (new) deadline arrives, so shutdown is not held up by
   // a long backoff.
   deadline_changed_.wait_until(
       lock, absl::ToChronoTime(wake),
       [&] { return deadline_ != deadline_at_start || absl::Now() >= wake; });
+  counters_.retry_wait += absl::Now() - started;
 }
 
 }  // namespace converge

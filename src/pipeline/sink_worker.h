@@ -4,10 +4,20 @@
 //
 // Retries: a kUnavailable push is retried with exponential backoff from
 // retry_min to retry_max with jitter, or after the receiver's Retry-After.
-// Any other error is a rejection: counted, logged, not retried, and the next
-// batch goes out. Until a deadline is set, retries never give up, so a
-// receiver outage fills the bounded queue and pressure flows back to the
-// shards and fetchers instead of losing data.
+// Until a deadline is set, retries never give up, so a receiver outage fills
+// the bounded queue and pressure flows back to the shards and fetchers
+// instead of losing data.
+//
+// Rejections: any other error is not retried as it is. When the receiver
+// answered with an HTTP 4xx, the batch is split in halves and each half is
+// pushed again, down to single samples, so the samples it accepts land and
+// only the ones it rejects are counted (by HTTP status) and logged. Other
+// rejections count the whole batch. Either way the next batch goes out.
+//
+// Corrections: with `coalesce_corrections`, a sample for a (series,
+// timestamp) already waiting in the open batch replaces the waiting value in
+// place instead of adding a second one, and the replaced sample is counted as
+// superseded. Samples of one series keep the order the shards sent them in.
 //
 // Shutdown: once SetDeadline() has been called and the deadline has passed,
 // every batch still pending (and every sample that arrives later) is counted
@@ -23,7 +33,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -38,14 +50,20 @@ struct SinkWorkerOptions {
   absl::Duration flush_interval = absl::Seconds(1);
   absl::Duration retry_min = absl::Seconds(1);
   absl::Duration retry_max = absl::Minutes(1);
+  bool coalesce_corrections = false;
 };
 
+// Where every sample the worker received went. delivered + rejected +
+// undelivered + superseded equals the samples received.
 struct SinkCounters {
   uint64_t delivered = 0;
-  uint64_t rejected = 0;
-  uint64_t undelivered = 0;
-  uint64_t retries = 0;
-  uint64_t batches = 0;
+  uint64_t rejected = 0;     // refused by the receiver, not retried
+  uint64_t undelivered = 0;  // still pending when the deadline passed
+  uint64_t superseded = 0;   // replaced by a correction before sending
+  uint64_t retries = 0;      // failed pushes that were tried again
+  uint64_t pushes = 0;       // calls to Sink::Push, retries and splits included
+  absl::Duration retry_wait;  // time spent waiting between retries
+  std::map<int, uint64_t> rejected_by_http_status;  // 0: no HTTP status
 };
 
 class SinkWorker {
@@ -73,7 +91,15 @@ class SinkWorker {
   const SinkCounters& counters() const { return counters_; }
 
  private:
+  // The batch being filled, with an index by (series, timestamp) for
+  // coalescing corrections.
+  class OpenBatch;
+
   void Deliver(std::vector<Sample>& batch);
+  void DeliverPart(std::span<const Sample> part);
+  // Pushes `part` until it is delivered, rejected or the deadline passes.
+  absl::Status PushWithRetries(std::span<const Sample> part);
+  void CountRejected(std::span<const Sample> part, const absl::Status& status);
   absl::Duration RetryDelay(int attempt, const absl::Status& status);
   bool DeadlinePassed();
   // Sleeps for `delay` or until SetDeadline() is called.

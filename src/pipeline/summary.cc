@@ -69,12 +69,13 @@ std::string PipelineSummary::ToLine() const {
   return absl::StrFormat(
       "converge summary: observations=%d samples=%d (stable=%d forced=%d "
       "flushed=%d) late_dropped=%d delivered=%d rejected=%d undelivered=%d "
-      "retries=%d fetches_ok=%d fetches_failed=%d ticks=%d wall=%.3fs "
-      "rate=%.0f obs/s",
+      "superseded=%d retries=%d fetches_ok=%d fetches_failed=%d ticks=%d "
+      "wall=%.3fs rate=%.0f obs/s",
       engine.observations, engine.samples_total(), engine.samples_stable,
       engine.samples_forced, engine.samples_flushed, engine.late_dropped,
-      samples_delivered, samples_rejected, samples_undelivered, push_retries,
-      fetches_ok, fetches_failed, ticks, seconds, rate);
+      samples_delivered, samples_rejected, samples_undelivered,
+      samples_superseded, push_retries, fetches_ok, fetches_failed, ticks,
+      seconds, rate);
 }
 
 }  // namespace converge

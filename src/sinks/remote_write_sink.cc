@@ -332,6 +332,12 @@ absl::Status RemoteWriteSink::TransferError(CURLcode code) const {
   return absl::UnavailableError(message);
 }
 
+absl::Status WithHttpStatus(absl::Status status, long http_status) {
+  status.SetPayload(ToAbsl(kHttpStatusPayload),
+                    absl::Cord(absl::StrCat(http_status)));
+  return status;
+}
+
 absl::Status RemoteWriteSink::HttpStatusToStatus(long http_status) const {
   if (http_status >= 200 && http_status < 300) return absl::OkStatus();
 
@@ -354,17 +360,19 @@ absl::Status RemoteWriteSink::HttpStatusToStatus(long http_status) const {
           absl::ToInt64Seconds(absl::Ceil(*delay, absl::Seconds(1)));
       status.SetPayload(ToAbsl(kRetryAfterPayload), absl::Cord(absl::StrCat(seconds)));
     }
-    return status;
+    return WithHttpStatus(std::move(status), http_status);
   }
 
   // The receiver rejected this batch, and sending it again would fail the
   // same way.
   if (http_status >= 400 && http_status < 500) {
-    return absl::InvalidArgumentError(message);
+    return WithHttpStatus(absl::InvalidArgumentError(message), http_status);
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      message, " (expected 2xx; redirects are not followed, so pass the final "
-               "URL of the receiver)"));
+  return WithHttpStatus(
+      absl::FailedPreconditionError(absl::StrCat(
+          message, " (expected 2xx; redirects are not followed, so pass the "
+                   "final URL of the receiver)")),
+      http_status);
 }
 
 }  // namespace

@@ -23,4 +23,13 @@ std::optional<absl::Duration> RetryAfter(const absl::Status& status) {
   return absl::Seconds(seconds);
 }
 
+std::optional<int> HttpStatusOf(const absl::Status& status) {
+  const absl::optional<absl::Cord> payload =
+      status.GetPayload(ToAbsl(kHttpStatusPayload));
+  if (!payload.has_value()) return std::nullopt;
+  int code = 0;
+  if (!absl::SimpleAtoi(std::string(*payload), &code)) return std::nullopt;
+  return code;
+}
+
 }  // namespace converge
