@@ -112,11 +112,21 @@ class LanePlannerTest : public ::testing::Test {
     return LanePlanner(options_, kStart, partitions);
   }
 
-  // Plans tick `tick` and reports every backfill task as `ok`.
+  // Plans tick `tick`, reports every live task as successful and every
+  // backfill task as `ok`.
   static TickPlan RunTick(LanePlanner& planner, uint64_t tick, bool ok) {
     TickPlan plan = planner.Plan(tick, kStart + absl::Seconds(30) * tick);
-    for (const FetchTask& task : plan.tasks) planner.OnTaskDone(task, ok);
+    for (const FetchTask& task : plan.tasks) {
+      planner.OnTaskDone(task, task.lane == Lane::kLive || ok);
+    }
     return plan;
+  }
+
+  // Reports the live tasks of `plan` as successful.
+  static void LiveSucceeded(LanePlanner& planner, const TickPlan& plan) {
+    for (const FetchTask& task : plan.tasks) {
+      if (task.lane == Lane::kLive) planner.OnTaskDone(task, true);
+    }
   }
 
   LaneOptions options_;
@@ -256,6 +266,7 @@ TEST_F(LanePlannerTest, RetriesStayOldestFirst) {
   options_.backfill_calls_per_tick = 2;
   LanePlanner planner = Make(1);
   TickPlan plan = planner.Plan(0, kStart);
+  LiveSucceeded(planner, plan);
   std::vector<FetchTask> backfill = BackfillTasks(plan);
   ASSERT_EQ(backfill.size(), 2u);
 
@@ -272,7 +283,9 @@ TEST_F(LanePlannerTest, RetriesStayOldestFirst) {
 
 TEST_F(LanePlannerTest, InFlightCallsAreNotPlannedAgain) {
   LanePlanner planner = Make(1);
-  const std::vector<FetchTask> first = BackfillTasks(planner.Plan(0, kStart));
+  const TickPlan plan = planner.Plan(0, kStart);
+  LiveSucceeded(planner, plan);
+  const std::vector<FetchTask> first = BackfillTasks(plan);
   const std::vector<FetchTask> second =
       BackfillTasks(planner.Plan(1, kStart + absl::Seconds(30)));
 
@@ -329,6 +342,116 @@ TEST_F(LanePlannerTest, BackfillWithinLookbackPlansNothing) {
   options_.max_backfill = absl::Minutes(10);
   LanePlanner planner = Make(1);
   EXPECT_EQ(planner.backfill_chunks_total(), 0u);
+}
+
+// --- Gap lane ----------------------------------------------------------------
+
+std::vector<FetchTask> GapTasks(const TickPlan& plan) {
+  std::vector<FetchTask> gaps;
+  for (const FetchTask& task : plan.tasks) {
+    if (task.lane == Lane::kGap) gaps.push_back(task);
+  }
+  return gaps;
+}
+
+void ReportAll(LanePlanner& planner, const TickPlan& plan, bool live_ok,
+               bool other_ok) {
+  for (const FetchTask& task : plan.tasks) {
+    planner.OnTaskDone(task, task.lane == Lane::kLive ? live_ok : other_ok);
+  }
+}
+
+TEST_F(LanePlannerTest, RegularTicksPlanNoGap) {
+  options_.max_backfill = absl::ZeroDuration();
+  LanePlanner planner = Make(2);
+  for (uint64_t tick = 0; tick < 100; ++tick) {
+    const TickPlan plan = planner.Plan(tick, kStart + absl::Seconds(30) * tick);
+    EXPECT_TRUE(GapTasks(plan).empty()) << "tick " << tick;
+    ReportAll(planner, plan, true, true);
+  }
+  EXPECT_EQ(planner.gap_scheduled(), absl::ZeroDuration());
+}
+
+TEST_F(LanePlannerTest, PauseLongerThanLookbackPlansGap) {
+  options_.max_backfill = absl::ZeroDuration();
+  options_.backfill_calls_per_tick = 10;
+  LanePlanner planner = Make(1);
+  ReportAll(planner, planner.Plan(0, kStart), true, true);
+
+  // No tick for 35 minutes: [start, start + 25m) fell out of the live range.
+  const TickPlan plan = planner.Plan(1, kStart + absl::Minutes(35));
+  const std::vector<FetchTask> gaps = GapTasks(plan);
+  ASSERT_EQ(gaps.size(), 3u);
+  EXPECT_EQ(gaps[0].range.start, kStart);
+  EXPECT_EQ(gaps[0].range.end, kStart + absl::Minutes(10));
+  EXPECT_EQ(gaps[1].range.start, kStart + absl::Minutes(10));
+  EXPECT_EQ(gaps[2].range.end, kStart + absl::Minutes(25));
+  EXPECT_EQ(planner.gap_scheduled(), absl::Minutes(25));
+}
+
+TEST_F(LanePlannerTest, FailedLiveFetchPlansWhatLeavesLiveRange) {
+  options_.max_backfill = absl::ZeroDuration();
+  options_.backfill_calls_per_tick = 10;
+  LanePlanner planner = Make(1);
+
+  // Tick 0's live fetch of [start - 10m, start] fails.
+  TickPlan plan = planner.Plan(0, kStart);
+  EXPECT_TRUE(GapTasks(plan).empty());
+  ReportAll(planner, plan, false, true);
+
+  // Tick 1's live range starts half a minute later, so that half minute is
+  // planned on the gap lane; the rest is fetched again by the live lane.
+  plan = planner.Plan(1, kStart + absl::Seconds(30));
+  const std::vector<FetchTask> gaps = GapTasks(plan);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].range.start, kStart - absl::Minutes(10));
+  EXPECT_EQ(gaps[0].range.end, kStart - absl::Seconds(570));
+  ReportAll(planner, plan, true, true);
+
+  // Once live fetches succeed again, nothing more is planned.
+  plan = planner.Plan(2, kStart + absl::Seconds(60));
+  EXPECT_TRUE(GapTasks(plan).empty());
+}
+
+TEST_F(LanePlannerTest, LongOutageMergesGapCalls) {
+  options_.max_backfill = absl::ZeroDuration();
+  options_.backfill_calls_per_tick = 0;  // keep every gap call pending
+  LanePlanner planner = Make(1);
+  // 60 minutes of failed live fetches, every 30 s.
+  for (uint64_t tick = 0; tick <= 120; ++tick) {
+    ReportAll(planner, planner.Plan(tick, kStart + absl::Seconds(30) * tick),
+              false, false);
+  }
+  // [start - 10m, start + 50m) left the live range: 60 minutes, pending as
+  // six 10-minute calls rather than 120 half-minute ones.
+  EXPECT_EQ(planner.gap_scheduled(), absl::Minutes(60));
+  EXPECT_EQ(planner.gap_calls_pending(), 6u);
+}
+
+TEST_F(LanePlannerTest, FailedGapCallIsRetried) {
+  options_.max_backfill = absl::ZeroDuration();
+  LanePlanner planner = Make(1);
+  ReportAll(planner, planner.Plan(0, kStart), true, true);
+
+  TickPlan plan = planner.Plan(1, kStart + absl::Minutes(25));
+  std::vector<FetchTask> gaps = GapTasks(plan);
+  ASSERT_EQ(gaps.size(), 1u);
+  const TimeRange first = gaps[0].range;
+  ReportAll(planner, plan, true, false);
+
+  plan = planner.Plan(2, kStart + absl::Minutes(25) + absl::Seconds(30));
+  gaps = GapTasks(plan);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].range.start, first.start);
+  EXPECT_EQ(gaps[0].range.end, first.end);
+}
+
+TEST_F(LanePlannerTest, GapGoesBeforeStartupBackfill) {
+  LanePlanner planner = Make(1);  // 3 backfill chunks, 1 call per tick
+  ReportAll(planner, planner.Plan(0, kStart), true, true);
+  const TickPlan plan = planner.Plan(1, kStart + absl::Minutes(25));
+  ASSERT_EQ(GapTasks(plan).size(), 1u);
+  EXPECT_TRUE(BackfillTasks(plan).empty());
 }
 
 }  // namespace

@@ -9,6 +9,12 @@
 // every partition of it succeeded. Chunks are laid from the oldest end, so
 // the newest chunk is the one that may be shorter.
 //
+// Gaps: when a partition's live fetches failed, or no tick ran (the sink was
+// down and pressure stopped the scheduler, or the process was suspended), for
+// longer than the lookback, the minutes that fell out of the live range are
+// planned on a gap lane. It shares the backfill budget per tick and goes
+// first, because those minutes are the holes users see on recent dashboards.
+//
 // Thread safety: not thread-safe; owned by the scheduler thread.
 
 #ifndef CONVERGE_LANES_H_
@@ -67,6 +73,12 @@ class LanePlanner {
   uint64_t backfill_chunks_total() const { return chunks_total_; }
   uint64_t backfill_chunks_done() const { return chunks_done_; }
 
+  // Total time range planned on the gap lane so far, over all partitions.
+  absl::Duration gap_scheduled() const { return gap_scheduled_; }
+
+  // Gap calls planned but not handed out yet.
+  size_t gap_calls_pending() const { return gaps_.size(); }
+
  private:
   // One backfill fetch: one chunk for one partition.
   struct BackfillCall {
@@ -84,6 +96,16 @@ class LanePlanner {
   // Puts a failed call back among the retries, which stay oldest first.
   void Requeue(const BackfillCall& call);
 
+  // One gap fetch: a range of at most backfill_chunk for one partition.
+  struct GapCall {
+    uint32_t partition = 0;
+    TimeRange range;
+  };
+
+  // Plans [covered_until, live_start) of each partition whose live coverage
+  // fell behind, merging with the partition's last pending gap call.
+  void PlanGaps(absl::Time live_start);
+
   const LaneOptions options_;
   const absl::Time start_;
   const uint32_t partitions_;
@@ -100,6 +122,13 @@ class LanePlanner {
   absl::flat_hash_set<uint64_t> in_flight_;  // call ids handed out, unreported
   absl::flat_hash_map<uint64_t, uint32_t> remaining_;  // started chunk -> calls
                                                        // not yet succeeded
+
+  // Per partition, the end of the time its successful live fetches and
+  // planned gap calls cover. Starts where the startup backfill ends.
+  std::vector<absl::Time> covered_until_;
+  std::deque<GapCall> gaps_;  // pending, oldest first
+  std::vector<GapCall> gaps_in_flight_;
+  absl::Duration gap_scheduled_;
 };
 
 }  // namespace converge

@@ -30,6 +30,7 @@ enum class Lane : uint8_t {
   kLive = 0,      // [now - lookback, now], every tick, uncapped
   kBackfill = 1,  // older data, a capped number of calls per tick
   kReplay = 2,    // one recorded fetch
+  kGap = 3,       // minutes that fell out of the live range while paused
 };
 
 std::string_view LaneName(Lane lane);

@@ -25,6 +25,8 @@ std::string_view LaneName(Lane lane) {
       return "backfill";
     case Lane::kReplay:
       return "replay";
+    case Lane::kGap:
+      return "gap";
   }
   return "unknown";
 }

@@ -56,6 +56,10 @@ ABSL_FLAG(absl::Duration, sink_retry_max, absl::Minutes(1),
 ABSL_FLAG(int64_t, sink_queue_max_samples, 1 << 16,
           "Samples waiting for the sink at most (count); when full, shards "
           "and fetchers wait.");
+ABSL_FLAG(bool, sink_coalesce_corrections, true,
+          "With --sink=remote-write, send only the latest value when a "
+          "correction arrives while the earlier value still waits in the "
+          "open batch. The file and null sinks keep every sample.");
 ABSL_FLAG(int64_t, shard_queue_max_observations, 1 << 16,
           "Observations waiting for each shard at most (count).");
 
@@ -111,7 +115,7 @@ const std::vector<HelpSection>& HelpSections() {
       {"Sink",
        {"sink", "sink_file", "sink_url", "sink_timeout", "batch_max_samples",
         "batch_max_bytes", "flush_interval", "sink_retry_min",
-        "sink_retry_max"}},
+        "sink_retry_max", "sink_coalesce_corrections"}},
       {"Logging", {"log_level"}},
   };
   return *sections;
@@ -371,6 +375,9 @@ std::string BuildConfig(ExporterConfig* config) {
   pipeline.flush_interval = absl::GetFlag(FLAGS_flush_interval);
   pipeline.retry_min = absl::GetFlag(FLAGS_sink_retry_min);
   pipeline.retry_max = absl::GetFlag(FLAGS_sink_retry_max);
+  pipeline.coalesce_corrections =
+      config->sink == "remote-write" &&
+      absl::GetFlag(FLAGS_sink_coalesce_corrections);
 
   config->log_level = absl::GetFlag(FLAGS_log_level);
   check.OneOf("log_level", config->log_level,

@@ -94,6 +94,35 @@ LanePlanner::LanePlanner(const LaneOptions& options, absl::Time start,
     chunks_total_ = static_cast<uint64_t>(whole) +
                     (rest > absl::ZeroDuration() ? 1 : 0);
   }
+  covered_until_.assign(partitions, backfill_end_);
+}
+
+void LanePlanner::PlanGaps(absl::Time live_start) {
+  for (uint32_t partition = 0; partition < partitions_; ++partition) {
+    absl::Time& covered = covered_until_[partition];
+    if (covered >= live_start) continue;
+    gap_scheduled_ += live_start - covered;
+
+    // Extend the partition's newest pending call if it ends where this gap
+    // begins, so a long outage adds a few chunk-sized calls rather than one
+    // call per tick.
+    absl::Time begin = covered;
+    for (auto it = gaps_.rbegin(); it != gaps_.rend(); ++it) {
+      if (it->partition != partition) continue;
+      if (it->range.end == begin) {
+        it->range.end =
+            std::min(live_start, it->range.start + options_.backfill_chunk);
+        begin = it->range.end;
+      }
+      break;
+    }
+    while (begin < live_start) {
+      const absl::Time end = std::min(live_start, begin + options_.backfill_chunk);
+      gaps_.push_back(GapCall{partition, {begin, end}});
+      begin = end;
+    }
+    covered = live_start;
+  }
 }
 
 TimeRange LanePlanner::ChunkRange(uint64_t chunk) const {
@@ -121,9 +150,22 @@ TickPlan LanePlanner::Plan(uint64_t tick, absl::Time now) {
     plan.tasks.push_back(task);
   }
 
-  // Backfill lane: the oldest pending calls, within the per-tick budget.
-  BackfillCall call;
+  // Gap lane, then backfill lane: the oldest pending calls, within the
+  // per-tick budget they share.
+  PlanGaps(live.start);
   int planned_calls = 0;
+  while (planned_calls < options_.backfill_calls_per_tick && !gaps_.empty()) {
+    ++planned_calls;
+    const GapCall gap = gaps_.front();
+    gaps_.pop_front();
+    gaps_in_flight_.push_back(gap);
+    FetchTask task;
+    task.lane = Lane::kGap;
+    task.range = gap.range;
+    task.partition = gap.partition;
+    plan.tasks.push_back(task);
+  }
+  BackfillCall call;
   while (planned_calls < options_.backfill_calls_per_tick &&
          TakeNextCall(&call)) {
     ++planned_calls;
@@ -168,6 +210,37 @@ void LanePlanner::Requeue(const BackfillCall& call) {
 }
 
 void LanePlanner::OnTaskDone(const FetchTask& task, bool ok) {
+  // A successful live fetch covers the partition up to its end.
+  if (task.lane == Lane::kLive) {
+    if (ok && task.partition < partitions_) {
+      covered_until_[task.partition] =
+          std::max(covered_until_[task.partition], task.range.end);
+    }
+    return;
+  }
+
+  // A failed gap call goes back to the front of the gap lane.
+  if (task.lane == Lane::kGap) {
+    auto it = std::find_if(
+        gaps_in_flight_.begin(), gaps_in_flight_.end(), [&](const GapCall& gap) {
+          return gap.partition == task.partition &&
+                 gap.range.start == task.range.start &&
+                 gap.range.end == task.range.end;
+        });
+    if (it == gaps_in_flight_.end()) return;
+    if (!ok) {
+      // Keep the pending gap calls oldest first.
+      const GapCall failed = *it;
+      gaps_.insert(std::upper_bound(gaps_.begin(), gaps_.end(), failed,
+                                    [](const GapCall& a, const GapCall& b) {
+                                      return a.range.start < b.range.start;
+                                    }),
+                   failed);
+    }
+    gaps_in_flight_.erase(it);
+    return;
+  }
+
   if (task.lane != Lane::kBackfill || task.range.start < backfill_begin_) {
     return;
   }
