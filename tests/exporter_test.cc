@@ -6,23 +6,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <map>
-#include <tuple>
-#include <sstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "tests/testing/exporter_harness.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/victoria_metrics.h"
 
@@ -33,47 +26,12 @@ namespace fs = std::filesystem;
 using harness::Subprocess;
 using harness::SubprocessOptions;
 using harness::VictoriaMetrics;
+using RunResult = harness::ExporterResult;
+using harness::ReadFile;
+using harness::SortedLines;
+using harness::SummaryField;
 
 const char kFixtures[] = CONVERGE_SOURCE_DIR "/../shared/fixtures/cloudflare-recorded";
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<std::string> SortedLines(const fs::path& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  std::sort(lines.begin(), lines.end());
-  return lines;
-}
-
-// Reads `key=N` from the exporter's summary line.
-uint64_t SummaryField(const std::string& output, const std::string& key) {
-  const size_t line_start = output.rfind("converge summary:");
-  if (line_start == std::string::npos) return UINT64_MAX;
-  const std::string needle = " " + key + "=";
-  const size_t at = output.find(needle, line_start);
-  if (at == std::string::npos) return UINT64_MAX;
-  const size_t begin = at + needle.size();
-  const size_t end = output.find_first_not_of("0123456789", begin);
-  uint64_t value = 0;
-  if (!absl::SimpleAtoi(output.substr(begin, end - begin), &value)) {
-    return UINT64_MAX;
-  }
-  return value;
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
 
 class ExporterTest : public ::testing::Test {
  protected:
@@ -88,36 +46,25 @@ class ExporterTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::unique_ptr<Subprocess> Start(std::vector<std::string> args,
+  std::unique_ptr<Subprocess> Start(const std::vector<std::string>& args,
                                     const std::string& tag) {
-    SubprocessOptions options;
-    options.argv.push_back(CONVERGE_EXPORTER_PATH);
-    for (std::string& arg : args) options.argv.push_back(std::move(arg));
-    options.stdout_path = (dir_ / (tag + ".out")).string();
-    options.stderr_path = (dir_ / (tag + ".err")).string();
     absl::StatusOr<std::unique_ptr<Subprocess>> process =
-        Subprocess::Start(options);
+        Harness().Start(args, tag);
     EXPECT_TRUE(process.ok()) << process.status();
     return process.ok() ? std::move(*process) : nullptr;
   }
 
   RunResult Finish(Subprocess& process, const std::string& tag,
                    absl::Duration timeout = absl::Minutes(5)) {
-    RunResult result;
-    absl::StatusOr<int> status = process.Wait(timeout);
-    EXPECT_TRUE(status.ok()) << tag << ": " << status.status();
-    if (status.ok() && WIFEXITED(*status)) {
-      result.exit_code = WEXITSTATUS(*status);
-    }
-    result.out = ReadFile(dir_ / (tag + ".out"));
-    result.err = ReadFile(dir_ / (tag + ".err"));
-    return result;
+    return Harness().Finish(process, tag, timeout);
   }
 
-  RunResult Run(std::vector<std::string> args, const std::string& tag) {
-    std::unique_ptr<Subprocess> process = Start(std::move(args), tag);
-    if (process == nullptr) return {};
-    return Finish(*process, tag);
+  RunResult Run(const std::vector<std::string>& args, const std::string& tag) {
+    return Harness().Run(args, tag);
+  }
+
+  harness::ExporterHarness Harness() const {
+    return harness::ExporterHarness(CONVERGE_EXPORTER_PATH, dir_);
   }
 
   // Runs the exporter into a file sink and returns the sorted lines.
@@ -280,30 +227,6 @@ TEST_F(ExporterTest, SimSameForAnyShardsAndFetchers) {
 
 // --- VictoriaMetrics --------------------------------------------------------
 
-// Parses one file-sink line into "series|timestamp_ms" -> value, with the
-// series written as sorted name=value pairs like the export below.
-struct StoredPoint {
-  std::string series;
-  int64_t timestamp_ms;
-  double value;
-  bool operator<(const StoredPoint& other) const {
-    return std::tie(series, timestamp_ms, value) <
-           std::tie(other.series, other.timestamp_ms, other.value);
-  }
-  bool operator==(const StoredPoint& other) const {
-    return series == other.series && timestamp_ms == other.timestamp_ms &&
-           value == other.value;
-  }
-};
-
-std::string SeriesText(const std::map<std::string, std::string>& labels) {
-  std::string text;
-  for (const auto& [name, value] : labels) {
-    absl::StrAppend(&text, name, "=", value, ";");
-  }
-  return text;
-}
-
 TEST_F(ExporterTest, ReplayIntoVictoriaMetricsMatchesFileSink) {
   SKIP_WITHOUT_FIXTURES();
   absl::StatusOr<std::unique_ptr<VictoriaMetrics>> vm =
@@ -331,50 +254,17 @@ TEST_F(ExporterTest, ReplayIntoVictoriaMetricsMatchesFileSink) {
                           "vm-file");
   ASSERT_EQ(written.exit_code, 0) << written.err;
 
-  // Expected points from the file sink's JSON lines.
-  std::vector<StoredPoint> expected;
-  {
-    simdjson::ondemand::parser parser;
-    std::ifstream in(file);
-    for (std::string line; std::getline(in, line);) {
-      simdjson::padded_string padded(line);
-      simdjson::ondemand::document doc = parser.iterate(padded);
-      std::map<std::string, std::string> labels;
-      labels["__name__"] = std::string(std::string_view(doc["name"]));
-      for (auto field : doc["labels"].get_object()) {
-        labels[std::string(std::string_view(field.unescaped_key()))] =
-            std::string(std::string_view(field.value()));
-      }
-      const uint64_t value = doc["value"].get_uint64();
-      const int64_t timestamp_ms = doc["timestamp_ms"].get_int64();
-      expected.push_back(StoredPoint{SeriesText(labels), timestamp_ms,
-                                     static_cast<double>(value)});
-    }
-  }
-  std::sort(expected.begin(), expected.end());
-  ASSERT_FALSE(expected.empty());
-
-  // What VictoriaMetrics stored.
+  // Every point the file sink wrote, and nothing else, is stored.
+  absl::StatusOr<std::set<harness::Point>> expected =
+      harness::FileSinkPoints(file);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_FALSE(expected->empty());
   ASSERT_TRUE((*vm)->ForceFlush().ok());
   absl::StatusOr<std::vector<harness::ExportedSeries>> exported =
       (*vm)->Export("{__name__=~\"cloudflare_.*\"}");
   ASSERT_TRUE(exported.ok()) << exported.status();
-  std::vector<StoredPoint> stored;
-  for (const harness::ExportedSeries& series : *exported) {
-    ASSERT_EQ(series.values.size(), series.timestamps.size());
-    for (size_t i = 0; i < series.values.size(); ++i) {
-      stored.push_back(StoredPoint{SeriesText(series.metric),
-                                   series.timestamps[i], series.values[i]});
-    }
-  }
-  std::sort(stored.begin(), stored.end());
-
-  ASSERT_EQ(stored.size(), expected.size());
-  for (size_t i = 0; i < stored.size(); ++i) {
-    EXPECT_EQ(stored[i].series, expected[i].series) << i;
-    EXPECT_EQ(stored[i].timestamp_ms, expected[i].timestamp_ms) << i;
-    EXPECT_EQ(stored[i].value, expected[i].value) << i;
-  }
+  EXPECT_EQ(harness::ExportedPoints(*exported), *expected);
+  EXPECT_EQ(SummaryField(pushed.err, "delivered"), expected->size());
 }
 
 // --- Shutdown ---------------------------------------------------------------

@@ -256,8 +256,9 @@ absl::Status VictoriaMetrics::Resume() {
   return absl::OkStatus();
 }
 
-absl::Status VictoriaMetrics::Restart() {
+absl::Status VictoriaMetrics::Restart(absl::Duration down_time) {
   if (absl::Status stopped = Stop(); !stopped.ok()) return stopped;
+  absl::SleepFor(down_time);
   return Launch();
 }
 

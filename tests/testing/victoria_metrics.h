@@ -64,9 +64,10 @@ class VictoriaMetrics {
   absl::Status Pause();
   absl::Status Resume();
 
-  // Stops the server gracefully and starts it again on the same port and
-  // data folder, then waits until it is healthy.
-  absl::Status Restart();
+  // Stops the server gracefully, keeps it down for `down_time` (connections
+  // are refused meanwhile), and starts it again on the same port and data
+  // folder, then waits until it is healthy.
+  absl::Status Restart(absl::Duration down_time = absl::ZeroDuration());
 
   // The last `max_bytes` of the server's log, for failure messages.
   std::string LogTail(size_t max_bytes = 2000) const;
