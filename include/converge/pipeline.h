@@ -70,6 +70,7 @@ absl::Status ValidatePipelineOptions(const PipelineOptions& options);
 // What a run did, for the exit summary and tests.
 struct PipelineSummary {
   EngineStats engine;               // totals over all shards
+  SourceStats source;
   uint64_t ticks = 0;
   uint64_t fetches_ok = 0;
   uint64_t fetches_failed = 0;

@@ -41,6 +41,13 @@ struct TimeRange {
   absl::Time end;
 };
 
+// Lane progress a source reports for logs, the summary and metrics.
+struct SourceStats {
+  uint64_t backfill_chunks_total = 0;
+  uint64_t backfill_chunks_done = 0;
+  absl::Duration gap_scheduled;  // time range planned on the gap lane
+};
+
 // One unit of fetching work: one call to the upstream API.
 struct FetchTask {
   uint64_t tick = 0;    // the tick that planned this task
@@ -85,6 +92,10 @@ class Source {
     (void)task;
     (void)status;
   }
+
+  // Scheduler thread only. Lane progress so far; sources without lanes
+  // report zeros.
+  virtual SourceStats Stats() const { return {}; }
 };
 
 }  // namespace converge

@@ -287,6 +287,7 @@ absl::StatusOr<PipelineSummary> Pipeline::Impl::Run() {
       tasks_.MakeProducerToken();
   const uint64_t ticks = Schedule(task_token, summary);
   summary.ticks = ticks;
+  summary.source = source_->Stats();
   summary.stopped_by_request = stop_.stop_requested();
   BeginStop();
   spdlog::info("pipeline stopping after {} ticks ({})", ticks,

@@ -66,16 +66,25 @@ std::string PipelineSummary::ToLine() const {
   const double seconds = absl::ToDoubleSeconds(wall_time);
   const double rate =
       seconds > 0 ? static_cast<double>(engine.observations) / seconds : 0.0;
+  std::string rejected_by_status;
+  for (const auto& [http_status, count] : rejected_by_http_status) {
+    absl::StrAppend(&rejected_by_status, rejected_by_status.empty() ? "" : ",",
+                    http_status == 0 ? "other" : absl::StrCat(http_status), ":",
+                    count);
+  }
   return absl::StrFormat(
       "converge summary: observations=%d samples=%d (stable=%d forced=%d "
-      "flushed=%d) late_dropped=%d delivered=%d rejected=%d undelivered=%d "
-      "superseded=%d retries=%d fetches_ok=%d fetches_failed=%d ticks=%d "
-      "wall=%.3fs rate=%.0f obs/s",
+      "flushed=%d) late_dropped=%d delivered=%d rejected=%d "
+      "rejected_by_status={%s} undelivered=%d superseded=%d pushes=%d "
+      "retries=%d retry_wait=%.1fs fetches_ok=%d fetches_failed=%d ticks=%d "
+      "backfill_chunks=%d/%d gap_minutes=%.1f wall=%.3fs rate=%.0f obs/s",
       engine.observations, engine.samples_total(), engine.samples_stable,
       engine.samples_forced, engine.samples_flushed, engine.late_dropped,
-      samples_delivered, samples_rejected, samples_undelivered,
-      samples_superseded, push_retries, fetches_ok, fetches_failed, ticks,
-      seconds, rate);
+      samples_delivered, samples_rejected, rejected_by_status,
+      samples_undelivered, samples_superseded, pushes, push_retries,
+      absl::ToDoubleSeconds(retry_wait), fetches_ok, fetches_failed, ticks,
+      source.backfill_chunks_done, source.backfill_chunks_total,
+      absl::ToDoubleMinutes(source.gap_scheduled), seconds, rate);
 }
 
 }  // namespace converge

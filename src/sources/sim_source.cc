@@ -230,6 +230,10 @@ class SimSource final : public Source {
   absl::Status Fetch(const FetchTask& task,
                      std::vector<Observation>* out) override;
   void OnTaskDone(const FetchTask& task, const absl::Status& status) override;
+  SourceStats Stats() const override {
+    return {planner_.backfill_chunks_total(), planner_.backfill_chunks_done(),
+            planner_.gap_scheduled()};
+  }
 
  private:
   // Blocks until tick `next_tick_` is due on the wall clock. Returns false
