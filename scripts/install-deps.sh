@@ -10,7 +10,8 @@ packages=(
   libcurl4-openssl-dev libsnappy-dev libsimdjson-dev
   protobuf-compiler libprotobuf-dev
   libcpp-httplib-dev libspdlog-dev libfmt-dev libxxhash-dev
-  victoria-metrics curl ca-certificates
+  prometheus-cpp-dev
+  victoria-metrics prometheus python3-prometheus-client curl ca-certificates
 )
 
 missing=()

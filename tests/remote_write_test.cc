@@ -219,6 +219,39 @@ TEST_F(RemoteWriteSinkTest, SendsRemoteWriteHeaders) {
       << HeaderOf(requests[0], "User-Agent");
 }
 
+TEST_F(RemoteWriteSinkTest, SendsBearerToken) {
+  absl::StatusOr<std::unique_ptr<Sink>> sink = MakeRemoteWriteSink(
+      {.url = receiver_.url(), .bearer_token = "secret-token-123"});
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Open().ok());
+  ASSERT_TRUE(PushOne(**sink).ok());
+  const std::vector<ReceivedRequest> requests = receiver_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(HeaderOf(requests[0], "Authorization"), "Bearer secret-token-123");
+}
+
+TEST_F(RemoteWriteSinkTest, SendsBasicAuth) {
+  absl::StatusOr<std::unique_ptr<Sink>> sink =
+      MakeRemoteWriteSink({.url = receiver_.url(),
+                           .basic_auth_username = "writer",
+                           .basic_auth_password = "hunter2"});
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Open().ok());
+  ASSERT_TRUE(PushOne(**sink).ok());
+  const std::vector<ReceivedRequest> requests = receiver_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  // base64("writer:hunter2")
+  EXPECT_EQ(HeaderOf(requests[0], "Authorization"), "Basic d3JpdGVyOmh1bnRlcjI=");
+}
+
+TEST_F(RemoteWriteSinkTest, BearerAndBasicAuthAreExclusive) {
+  absl::StatusOr<std::unique_ptr<Sink>> sink =
+      MakeRemoteWriteSink({.url = receiver_.url(),
+                           .bearer_token = "t",
+                           .basic_auth_username = "u"});
+  EXPECT_EQ(sink.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(RemoteWriteSinkTest, BodyDecodesToTheBatch) {
   std::unique_ptr<Sink> sink = OpenSink(receiver_.url());
   ASSERT_NE(sink, nullptr);

@@ -38,6 +38,10 @@ struct Sample {
   int64_t timestamp_ms = 0;  // bucket start, Unix milliseconds, UTC
   uint64_t value = 0;
   SampleCause cause = SampleCause::kStable;
+  // True when this (series, bucket) had pushed a different value before;
+  // `previous_value` is that value. For correction statistics.
+  bool repush = false;
+  uint64_t previous_value = 0;
 };
 
 // Orders samples by series, then timestamp, then value, so that two runs can

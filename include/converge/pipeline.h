@@ -29,6 +29,7 @@
 #include "converge/engine.h"
 #include "converge/sink.h"
 #include "converge/source.h"
+#include "converge/telemetry.h"
 
 namespace converge {
 
@@ -110,6 +111,10 @@ class Pipeline {
 
   // Asks Run() to shut down. Safe from any thread; idempotent.
   void RequestStop();
+
+  // Copies the counters the workers last published. Safe from any thread,
+  // before, during and after Run().
+  PipelineSnapshot Snapshot() const;
 
  private:
   class Impl;

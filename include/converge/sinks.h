@@ -42,6 +42,17 @@ struct RemoteWriteOptions {
   absl::Duration timeout = absl::Seconds(30);  // per request
   // Product name; the User-Agent header is "<user_agent>/<converge version>".
   std::string user_agent = "converge-exporter";
+
+  // Credentials. Callers read them from files or the environment, never from
+  // argv, and nothing logs them. A bearer token and basic auth are exclusive.
+  std::string bearer_token;
+  std::string basic_auth_username;
+  std::string basic_auth_password;
+
+  // TLS: a CA bundle to verify the receiver with instead of the system's,
+  // and an explicit opt-out of verification (logged as a warning at Open()).
+  std::string ca_file;
+  bool insecure_skip_verify = false;
 };
 
 // Pushes Prometheus remote write 1.0 requests (snappy-compressed protobuf

@@ -1,7 +1,9 @@
 #include "converge/pipeline.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -74,6 +76,7 @@ class Pipeline::Impl {
 
   absl::StatusOr<PipelineSummary> Run();
   void RequestStop();
+  PipelineSnapshot Snapshot() const;
 
  private:
   // Per-fetcher state reused across tasks.
@@ -106,6 +109,20 @@ class Pipeline::Impl {
   std::stop_source stop_;
   std::atomic<bool> stop_begun_{false};
   std::atomic<uint64_t> observations_fetched_{0};
+
+  // Published for Snapshot(). The lane counters are written by fetchers (in
+  // FetchOne) and the rest by the scheduler.
+  struct AtomicLaneCounters {
+    std::atomic<uint64_t> fetches_ok{0};
+    std::atomic<uint64_t> fetches_failed{0};
+    std::atomic<uint64_t> fetches_skipped{0};
+    std::atomic<uint64_t> observations{0};
+  };
+  std::array<AtomicLaneCounters, kLaneCount> lane_counters_;
+  std::atomic<uint64_t> ticks_started_{0};
+  std::atomic<bool> first_fetch_done_{false};
+  mutable std::mutex source_stats_mutex_;
+  SourceStats source_stats_;  // guarded by source_stats_mutex_
   LogRateLimiter fetch_error_log_{10, absl::Minutes(1)};
 };
 
@@ -199,6 +216,15 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
 
   observations_fetched_.fetch_add(observations.size(),
                                   std::memory_order_relaxed);
+  AtomicLaneCounters& lane = lane_counters_[static_cast<size_t>(task.lane)];
+  lane.observations.fetch_add(observations.size(), std::memory_order_relaxed);
+  if (status.ok()) {
+    lane.fetches_ok.fetch_add(1, std::memory_order_relaxed);
+  } else if (status.code() == absl::StatusCode::kCancelled) {
+    lane.fetches_skipped.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    lane.fetches_failed.fetch_add(1, std::memory_order_relaxed);
+  }
   results_.Push(*context.result_token,
                 TaskResult{task, std::move(status), observations.size()});
 }
@@ -237,6 +263,7 @@ uint64_t Pipeline::Impl::Schedule(
       task.tick = tick;
       tasks_.Push(task_token, FetchWork{task, false});
     }
+    ticks_started_.store(tick + 1, std::memory_order_relaxed);
 
     // Wait for every task of the tick, so the source learns each outcome
     // before it plans the next tick.
@@ -253,6 +280,11 @@ uint64_t Pipeline::Impl::Schedule(
         ++summary.fetches_failed;
       }
       source_->OnTaskDone(result.task, result.status);
+    }
+    if (summary.fetches_ok > 0) first_fetch_done_.store(true);
+    {
+      std::lock_guard<std::mutex> lock(source_stats_mutex_);
+      source_stats_ = source_->Stats();
     }
     ++tick;
   }
@@ -344,6 +376,42 @@ absl::StatusOr<PipelineSummary> Pipeline::Impl::Run() {
   return summary;
 }
 
+PipelineSnapshot Pipeline::Impl::Snapshot() const {
+  PipelineSnapshot snapshot;
+  snapshot.first_push_age_seconds = MakeFirstPushAgeHistogram();
+  snapshot.correction_size = MakeCorrectionSizeHistogram();
+
+  uint64_t samples_sent = 0;
+  bool first_tick_everywhere = true;
+  for (const auto& shard : shards_) {
+    ShardWorker::Published published = shard->Snapshot();
+    samples_sent += published.samples_sent;
+    first_tick_everywhere &= published.shard.ticks_completed >= 1;
+    snapshot.first_push_age_seconds.Add(published.first_push_age_seconds);
+    snapshot.correction_size.Add(published.correction_size);
+    snapshot.shards.push_back(published.shard);
+  }
+  snapshot.sink = sink_worker_->Snapshot();
+  for (size_t i = 0; i < lane_counters_.size(); ++i) {
+    snapshot.lanes[i].fetches_ok = lane_counters_[i].fetches_ok.load();
+    snapshot.lanes[i].fetches_failed = lane_counters_[i].fetches_failed.load();
+    snapshot.lanes[i].fetches_skipped =
+        lane_counters_[i].fetches_skipped.load();
+    snapshot.lanes[i].observations = lane_counters_[i].observations.load();
+  }
+  {
+    std::lock_guard<std::mutex> lock(source_stats_mutex_);
+    snapshot.source = source_stats_;
+  }
+  snapshot.ticks_started = ticks_started_.load();
+  snapshot.task_queue_depth = tasks_.SizeApprox();
+  snapshot.first_fetch_done = first_fetch_done_.load();
+  snapshot.sink_ready =
+      snapshot.sink.delivered > 0 || (first_tick_everywhere && samples_sent == 0);
+  snapshot.stopping = stop_begun_.load();
+  return snapshot;
+}
+
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
     const PipelineOptions& options, std::unique_ptr<Source> source,
     std::unique_ptr<Sink> sink) {
@@ -362,5 +430,6 @@ Pipeline::~Pipeline() = default;
 
 absl::StatusOr<PipelineSummary> Pipeline::Run() { return impl_->Run(); }
 void Pipeline::RequestStop() { impl_->RequestStop(); }
+PipelineSnapshot Pipeline::Snapshot() const { return impl_->Snapshot(); }
 
 }  // namespace converge

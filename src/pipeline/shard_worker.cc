@@ -1,6 +1,7 @@
 #include "pipeline/shard_worker.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 namespace converge {
@@ -53,7 +54,27 @@ void ShardWorker::Run() {
   // Shutdown: every tick is complete, so flushing now loses nothing fetched.
   engine_->Flush(&pending_samples_);
   SendSamples();
+  Publish();
   sink_token_.reset();
+}
+
+void ShardWorker::Publish() {
+  std::lock_guard<std::mutex> lock(published_mutex_);
+  published_.shard.engine = engine_->stats();
+  published_.shard.ticks_completed = current_tick_;
+  published_.samples_sent = samples_sent_;
+  published_.first_push_age_seconds = first_push_age_;
+  published_.correction_size = correction_size_;
+}
+
+ShardWorker::Published ShardWorker::Snapshot() const {
+  Published published;
+  {
+    std::lock_guard<std::mutex> lock(published_mutex_);
+    published = published_;
+  }
+  published.shard.queue_depth = queue_.SizeApprox();
+  return published;
 }
 
 void ShardWorker::Handle(ShardMessage& message) {
@@ -108,9 +129,11 @@ void ShardWorker::CompleteCurrentTick() {
     for (int64_t bucket_ms : *buckets) engine_->NoteBucket(bucket_ms);
   }
   engine_->Expire(tick.now, &pending_samples_);
+  last_now_ = tick.now;
   SendSamples();
 
   ++current_tick_;
+  Publish();
   progress_->MarkCompleted(index_, current_tick_);
 
   // Observations of the new current tick that came early are ingested now,
@@ -127,6 +150,20 @@ void ShardWorker::CompleteCurrentTick() {
 
 void ShardWorker::SendSamples() {
   if (pending_samples_.empty()) return;
+
+  // Convergence statistics: how old a bucket is when its value first goes
+  // out, and how large the corrections pushed after that are.
+  for (const Sample& sample : pending_samples_) {
+    if (!sample.repush) {
+      first_push_age_.Observe(
+          absl::ToDoubleSeconds(last_now_ - absl::FromUnixMillis(sample.timestamp_ms)));
+    } else if (sample.previous_value > 0) {
+      const double previous = static_cast<double>(sample.previous_value);
+      correction_size_.Observe(
+          std::abs(static_cast<double>(sample.value) - previous) / previous);
+    }
+  }
+
   std::stable_sort(pending_samples_.begin(), pending_samples_.end(),
                    SeriesThenTime);
   sink_queue_->PushBulk(*sink_token_, pending_samples_.data(),

@@ -20,11 +20,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "converge/engine.h"
+#include "converge/telemetry.h"
 #include "pipeline/bounded_queue.h"
 #include "pipeline/messages.h"
 #include "pipeline/tick_progress.h"
@@ -47,6 +49,16 @@ class ShardWorker {
   uint64_t samples_sent() const { return samples_sent_; }
   const EngineStats& stats() const { return engine_->stats(); }
 
+  // Any thread: the stats published after the last completed tick, and the
+  // histograms of what this shard pushed so far.
+  struct Published {
+    ShardSnapshot shard;
+    uint64_t samples_sent = 0;
+    Histogram first_push_age_seconds = MakeFirstPushAgeHistogram();
+    Histogram correction_size = MakeCorrectionSizeHistogram();
+  };
+  Published Snapshot() const;
+
  private:
   struct TickState {
     bool started = false;
@@ -60,6 +72,7 @@ class ShardWorker {
   };
 
   void Handle(ShardMessage& message);
+  void Publish();
   bool CurrentTickComplete();
   void CompleteCurrentTick();
   void SendSamples();
@@ -80,6 +93,12 @@ class ShardWorker {
   std::optional<BoundedQueue<Sample>::ProducerToken> sink_token_;
   std::vector<Sample> pending_samples_;  // emitted during the current tick
   uint64_t samples_sent_ = 0;
+  absl::Time last_now_ = absl::UnixEpoch();  // the last completed tick's now
+  Histogram first_push_age_ = MakeFirstPushAgeHistogram();
+  Histogram correction_size_ = MakeCorrectionSizeHistogram();
+
+  mutable std::mutex published_mutex_;
+  Published published_;  // guarded by published_mutex_
 };
 
 }  // namespace converge

@@ -172,12 +172,39 @@ void SinkWorker::Run() {
     if (full || due || (last && !batch.empty())) {
       Deliver(batch.samples());
       batch.Clear();
+      Publish(received);
     }
     if (last) break;
   }
+  Publish(received);
+}
+
+void SinkWorker::Publish(uint64_t received) {
+  std::lock_guard<std::mutex> lock(published_mutex_);
+  published_.received = received;
+  published_.delivered = counters_.delivered;
+  published_.rejected = counters_.rejected;
+  published_.undelivered = counters_.undelivered;
+  published_.superseded = counters_.superseded;
+  published_.pushes = counters_.pushes;
+  published_.retries = counters_.retries;
+  published_.batches = batches_;
+  published_.retry_wait = counters_.retry_wait;
+  published_.rejected_by_http_status = counters_.rejected_by_http_status;
+}
+
+SinkSnapshot SinkWorker::Snapshot() const {
+  SinkSnapshot snapshot;
+  {
+    std::lock_guard<std::mutex> lock(published_mutex_);
+    snapshot = published_;
+  }
+  snapshot.queue_depth = queue_.SizeApprox();
+  return snapshot;
 }
 
 void SinkWorker::Deliver(std::vector<Sample>& batch) {
+  ++batches_;
   DeliverPart(std::span<const Sample>(batch.data(), batch.size()));
 }
 

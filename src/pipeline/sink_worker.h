@@ -40,6 +40,7 @@
 
 #include "absl/time/time.h"
 #include "converge/sink.h"
+#include "converge/telemetry.h"
 #include "pipeline/bounded_queue.h"
 
 namespace converge {
@@ -90,6 +91,9 @@ class SinkWorker {
   // After Run().
   const SinkCounters& counters() const { return counters_; }
 
+  // Any thread: the counters as of the last delivered batch.
+  SinkSnapshot Snapshot() const;
+
  private:
   // The batch being filled, with an index by (series, timestamp) for
   // coalescing corrections.
@@ -104,6 +108,7 @@ class SinkWorker {
   bool DeadlinePassed();
   // Sleeps for `delay` or until SetDeadline() is called.
   void WaitBeforeRetry(absl::Duration delay);
+  void Publish(uint64_t received);
 
   // Constant after construction.
   const SinkWorkerOptions options_;
@@ -118,6 +123,10 @@ class SinkWorker {
 
   // Owned by the sink thread.
   SinkCounters counters_;
+  uint64_t batches_ = 0;
+
+  mutable std::mutex published_mutex_;
+  SinkSnapshot published_;  // guarded by published_mutex_
 };
 
 }  // namespace converge

@@ -213,6 +213,18 @@ absl::Status RemoteWriteSink::Open() {
     }
     headers = extended;
   }
+  if (!options_.bearer_token.empty()) {
+    // libcurl copies the header text; the local string is cleared right away
+    // so the token lives only in the options and inside libcurl.
+    std::string authorization = "Authorization: Bearer " + options_.bearer_token;
+    curl_slist* extended = curl_slist_append(headers, authorization.c_str());
+    std::fill(authorization.begin(), authorization.end(), '\0');
+    if (extended == nullptr) {
+      curl_slist_free_all(headers);
+      return absl::ResourceExhaustedError("failed to allocate HTTP headers");
+    }
+    headers = extended;
+  }
   headers_.reset(headers);
 
   // Configure the handle once; Push() only swaps the body.
@@ -238,14 +250,36 @@ absl::Status RemoteWriteSink::Open() {
   set(CURLOPT_WRITEDATA, static_cast<void*>(this));
   set(CURLOPT_HEADERFUNCTION, &RemoteWriteSink::OnHeader);
   set(CURLOPT_HEADERDATA, static_cast<void*>(this));
+  if (!options_.basic_auth_username.empty()) {
+    set(CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    set(CURLOPT_USERNAME, options_.basic_auth_username.c_str());
+    set(CURLOPT_PASSWORD, options_.basic_auth_password.c_str());
+  }
+  if (!options_.ca_file.empty()) set(CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (options_.insecure_skip_verify) {
+    set(CURLOPT_SSL_VERIFYPEER, 0L);
+    set(CURLOPT_SSL_VERIFYHOST, 0L);
+  }
   if (code != CURLE_OK) {
     return absl::FailedPreconditionError(
         absl::StrCat("failed to configure libcurl for ", redacted_url_, ": ",
                      curl_easy_strerror(code)));
   }
 
-  spdlog::info("remote write sink: pushing to {} (timeout {})", redacted_url_,
-               absl::FormatDuration(options_.timeout));
+  if (options_.insecure_skip_verify) {
+    spdlog::warn(
+        "remote write sink: TLS certificate verification is OFF for {} "
+        "(--sink-insecure-skip-verify); anyone on the path can read and "
+        "change what is pushed",
+        redacted_url_);
+  }
+  spdlog::info(
+      "remote write sink: pushing to {} (timeout {}, auth {}, CA {})",
+      redacted_url_, absl::FormatDuration(options_.timeout),
+      !options_.bearer_token.empty()          ? "bearer token"
+      : !options_.basic_auth_username.empty() ? "basic"
+                                              : "none",
+      options_.ca_file.empty() ? "system" : options_.ca_file);
   return absl::OkStatus();
 }
 
@@ -417,6 +451,16 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeRemoteWriteSink(
     return absl::InvalidArgumentError(
         "missing remote write User-Agent product name, e.g. "
         "converge-exporter");
+  }
+  if (!options.bearer_token.empty() && !options.basic_auth_username.empty()) {
+    return absl::InvalidArgumentError(
+        "remote write: a bearer token and basic auth were both given; use "
+        "one of them");
+  }
+  if (options.bearer_token.find_first_of("\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "remote write: the bearer token contains a line break; check the "
+        "token file");
   }
   return std::make_unique<RemoteWriteSink>(options);
 }
