@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -74,6 +75,10 @@ struct RemoteWriteOptions {
 // sink's Open().
 absl::StatusOr<std::unique_ptr<Sink>> MakeRemoteWriteSink(
     const RemoteWriteOptions& options);
+
+// Returns `url` with its user:password@ part replaced by REDACTED@, so that
+// messages and logs never carry credentials.
+std::string RedactUrl(std::string_view url);
 
 // Appends the JSON line of `sample`, newline included, to `out`.
 void AppendJsonLine(const Sample& sample, std::string* out);

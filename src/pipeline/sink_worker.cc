@@ -32,12 +32,25 @@ std::string Truncated(std::string_view message) {
   return std::string(message.substr(0, kMaxLoggedMessage)) + " ... (truncated)";
 }
 
-// A 4xx other than 429 means the receiver refused some content of the batch,
-// so smaller parts can still get through.
+// A 4xx means the receiver refused some content of the batch, so smaller
+// parts can still get through, except for the statuses about the request as
+// a whole (credentials, address, method, rate), which every part would get.
 bool IsSplittable(const absl::Status& status) {
   const std::optional<int> http_status = HttpStatusOf(status);
-  return http_status.has_value() && *http_status >= 400 &&
-         *http_status < 500 && *http_status != 429;
+  if (!http_status.has_value() || *http_status < 400 || *http_status >= 500) {
+    return false;
+  }
+  switch (*http_status) {
+    case 401:  // unauthorized
+    case 403:  // forbidden
+    case 404:  // not found
+    case 405:  // method not allowed
+    case 407:  // proxy authentication required
+    case 429:  // too many requests, retried rather than rejected
+      return false;
+    default:
+      return true;
+  }
 }
 
 }  // namespace

@@ -20,7 +20,9 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "converge/sinks.h"
@@ -40,24 +42,6 @@ constexpr char kExampleUrl[] = "http://127.0.0.1:8428/api/v1/write";
 
 // How much of a receiver's error response goes into a status message.
 constexpr size_t kMaxErrorBodyBytes = 512;
-
-// Returns `url` with its user:password@ part replaced, so that messages and
-// logs never carry credentials.
-std::string RedactUrl(std::string_view url) {
-  const size_t scheme_end = url.find("://");
-  const size_t authority_start =
-      scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  const size_t authority_end = std::min(
-      url.find_first_of("/?#", authority_start), url.size());
-  const std::string_view authority =
-      url.substr(authority_start, authority_end - authority_start);
-
-  // The last '@' ends the userinfo, because a password may contain '@'.
-  const size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  return absl::StrCat(ToAbsl(url.substr(0, authority_start)), "REDACTED@",
-                      ToAbsl(url.substr(authority_start + at + 1)));
-}
 
 // Checks that `url` parses and uses http or https.
 absl::Status ValidateUrl(const std::string& url) {
@@ -377,7 +361,22 @@ absl::Status RemoteWriteSink::HttpStatusToStatus(long http_status) const {
 
   std::string message = absl::StrCat("remote write to ", redacted_url_,
                                      " returned HTTP ", http_status);
-  const absl::string_view body = absl::StripAsciiWhitespace(response_body_);
+  // Some proxies echo the request headers in their error pages; the
+  // credentials must not travel on into our logs.
+  std::string scrubbed = response_body_;
+  const std::string basic_credentials =
+      options_.basic_auth_username.empty()
+          ? std::string()
+          : absl::Base64Escape(absl::StrCat(options_.basic_auth_username, ":",
+                                            options_.basic_auth_password));
+  for (const std::string* secret : {&options_.bearer_token,
+                                    &options_.basic_auth_password,
+                                    &basic_credentials}) {
+    if (!secret->empty()) {
+      absl::StrReplaceAll({{*secret, "REDACTED"}}, &scrubbed);
+    }
+  }
+  const absl::string_view body = absl::StripAsciiWhitespace(scrubbed);
   if (!body.empty()) {
     absl::StrAppend(&message, ": ", body,
                     response_truncated_ ? " ... (truncated)" : "");
@@ -437,6 +436,22 @@ std::string SnappyCompress(const std::string& raw) {
   std::string compressed;
   snappy::Compress(raw.data(), raw.size(), &compressed);
   return compressed;
+}
+
+std::string RedactUrl(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  const size_t authority_start =
+      scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const size_t authority_end = std::min(
+      url.find_first_of("/?#", authority_start), url.size());
+  const std::string_view authority =
+      url.substr(authority_start, authority_end - authority_start);
+
+  // The last '@' ends the userinfo, because a password may contain '@'.
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return absl::StrCat(ToAbsl(url.substr(0, authority_start)), "REDACTED@",
+                      ToAbsl(url.substr(authority_start + at + 1)));
 }
 
 absl::StatusOr<std::unique_ptr<Sink>> MakeRemoteWriteSink(
