@@ -434,8 +434,12 @@ TEST(SimSourceTest, FailedBackfillIsPlannedAgain) {
   std::unique_ptr<Source> source = MakeSource(BaseOptions());
   std::optional<TickPlan> first = source->NextTick({});
   ASSERT_TRUE(first.has_value());
+  // Live fetches succeed (a failed one would plan a gap call, which takes
+  // the backfill budget first); the backfill call fails.
   for (const FetchTask& task : first->tasks) {
-    source->OnTaskDone(task, absl::UnavailableError("injected"));
+    source->OnTaskDone(task, task.lane == Lane::kLive
+                                 ? absl::OkStatus()
+                                 : absl::UnavailableError("injected"));
   }
 
   std::optional<TickPlan> second = source->NextTick({});

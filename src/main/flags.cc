@@ -1,24 +1,30 @@
 #include "main/flags.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "converge/time_util.h"
 #include "core/absl_compat.h"
+#include "core/secret_file.h"
+#include "server/http_server.h"
 
 // Numbers are int64 flags even where only positive values make sense, so that
 // a negative value reaches the range checks below and gets their message.
 
-ABSL_FLAG(std::string, source, "sim", "Data source: sim or replay.");
+ABSL_FLAG(std::string, source, "sim",
+          "Data source: sim, replay or cloudflare.");
 ABSL_FLAG(std::string, replay_dir, "",
           "Folder of recorded fetches (*.json) for --source=replay.");
 ABSL_FLAG(int64_t, sim_zones, 10, "Simulated zones (count).");
@@ -33,6 +39,53 @@ ABSL_FLAG(std::string, sim_start, "",
 ABSL_FLAG(bool, sim_realtime, false,
           "Pace simulated ticks to the wall clock instead of running as fast "
           "as possible.");
+
+ABSL_FLAG(std::string, cf_api_url, converge::kCloudflareGraphqlUrl,
+          "GraphQL endpoint of --source=cloudflare (URL); https, or http on "
+          "127.0.0.1 for a local fake.");
+ABSL_FLAG(std::string, cf_rest_url, converge::kCloudflareRestUrl,
+          "Base of the REST API that lists zones (URL).");
+ABSL_FLAG(std::string, cf_api_token_file, "",
+          "File holding the API token (path); empty reads CF_API_TOKEN, or "
+          "CF_API_EMAIL with CF_API_KEY. Never pass a token as a flag.");
+ABSL_FLAG(std::string, zones, "",
+          "Zone IDs to query, comma-separated; empty lists every zone the "
+          "token can read.");
+ABSL_FLAG(std::string, exclude_zones, "",
+          "Zone IDs or names never to query, comma-separated.");
+ABSL_FLAG(std::string, metrics_allow, "",
+          "Metric names to export, comma-separated; empty allows all. A "
+          "dataset with no metric left is not queried.");
+ABSL_FLAG(std::string, metrics_deny, "",
+          "Metric names not to export, comma-separated; wins over "
+          "--metrics-allow.");
+ABSL_FLAG(absl::Duration, cf_timeout, absl::Seconds(30),
+          "Timeout of one Cloudflare API request (duration).");
+ABSL_FLAG(int64_t, cf_zones_per_query, 10,
+          "Zones per GraphQL query (count, 1 to 10).");
+ABSL_FLAG(int64_t, cf_row_limit, 9999,
+          "Rows per zone per query (count, 1 to 9999); a response at the "
+          "limit is fetched again in halves of the time range.");
+ABSL_FLAG(int64_t, cf_query_budget, 300,
+          "GraphQL queries the token may send per 5 minutes (count); sets "
+          "the start-up budget check and the backfill pace.");
+ABSL_FLAG(absl::Duration, cf_rate_limit_backoff, absl::Minutes(5),
+          "Pause of every fetcher after a rate-limit response without "
+          "Retry-After (duration).");
+ABSL_FLAG(absl::Duration, cf_zone_error_backoff, absl::Hours(1),
+          "How long a zone is left out of a dataset after a permission or "
+          "plan error naming it (duration).");
+ABSL_FLAG(int64_t, cluster_members, 1,
+          "Exporter instances sharing the zones (count); each zone is owned "
+          "by exactly one.");
+ABSL_FLAG(int64_t, cluster_member_index, 0,
+          "This instance's index among --cluster-members (0 to members - 1).");
+ABSL_FLAG(std::string, cf_clock_start, "",
+          "For tests and demos against a fake API: simulated start time (RFC "
+          "3339); ticks then run as fast as possible. Empty uses the wall "
+          "clock.");
+ABSL_FLAG(absl::Duration, cf_clock_duration, absl::ZeroDuration(),
+          "Simulated time to run with --cf-clock-start (duration).");
 
 ABSL_FLAG(std::string, sink, "file", "Destination: file, remote-write or null.");
 ABSL_FLAG(std::string, sink_file, "-",
@@ -86,8 +139,27 @@ ABSL_FLAG(int64_t, backfill_calls_per_tick, 1,
 ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(30),
           "After a stop, how long delivery may continue before the rest is "
           "counted as undelivered (duration).");
+ABSL_FLAG(std::string, sink_bearer_token_file, "",
+          "File holding a bearer token for the receiver (path). Basic auth "
+          "comes from CONVERGE_SINK_USERNAME and CONVERGE_SINK_PASSWORD.");
+ABSL_FLAG(std::string, sink_ca_file, "",
+          "CA bundle to verify the receiver's TLS certificate with (path); "
+          "empty uses the system's.");
+ABSL_FLAG(bool, sink_insecure_skip_verify, false,
+          "Do not verify the receiver's TLS certificate. Logged as a warning; "
+          "for tests only.");
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:9464",
+          "Address of the /metrics, /healthz and /ready listener (HOST:PORT; "
+          "port 0 picks a free one; empty disables it). Listening on all "
+          "interfaces (0.0.0.0) is an explicit choice.");
+ABSL_FLAG(std::string, final_metrics_file, "",
+          "Write the /metrics text once more at exit to this file (path), for "
+          "runs that end by themselves.");
+
 ABSL_FLAG(std::string, log_level, "info",
           "Log level: trace, debug, info, warn, error or off.");
+ABSL_FLAG(std::string, log_format, "text", "Log format: text or json.");
 
 namespace converge {
 namespace {
@@ -105,6 +177,12 @@ const std::vector<HelpSection>& HelpSections() {
       {"Source",
        {"source", "replay_dir", "sim_zones", "sim_series_per_zone",
         "sim_seed", "sim_duration", "sim_start", "sim_realtime"}},
+      {"Cloudflare",
+       {"cf_api_url", "cf_rest_url", "cf_api_token_file", "zones",
+        "exclude_zones", "metrics_allow", "metrics_deny", "cf_timeout",
+        "cf_zones_per_query", "cf_row_limit", "cf_query_budget",
+        "cf_rate_limit_backoff", "cf_zone_error_backoff", "cluster_members",
+        "cluster_member_index", "cf_clock_start", "cf_clock_duration"}},
       {"Stabilization",
        {"threshold", "window_ttl", "lookback", "poll_interval"}},
       {"Backfill",
@@ -115,8 +193,10 @@ const std::vector<HelpSection>& HelpSections() {
       {"Sink",
        {"sink", "sink_file", "sink_url", "sink_timeout", "batch_max_samples",
         "batch_max_bytes", "flush_interval", "sink_retry_min",
-        "sink_retry_max", "sink_coalesce_corrections"}},
-      {"Logging", {"log_level"}},
+        "sink_retry_max", "sink_coalesce_corrections",
+        "sink_bearer_token_file", "sink_ca_file",
+        "sink_insecure_skip_verify"}},
+      {"Operating", {"listen", "final_metrics_file", "log_level", "log_format"}},
   };
   return *sections;
 }
@@ -254,13 +334,96 @@ std::string ApplyArguments(int argc, char** argv, CommandLine* command_line) {
   return "";
 }
 
+// Splits a comma-separated flag value, dropping blanks around and between
+// entries.
+std::vector<std::string> CommaList(const std::string& value) {
+  std::vector<std::string> entries;
+  for (absl::string_view entry : absl::StrSplit(value, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (!entry.empty()) entries.emplace_back(entry);
+  }
+  return entries;
+}
+
+// Fills the options of --source=cloudflare from its flags. Credentials are
+// read only when the source is selected (`selected`), so other sources never
+// touch the token.
+void BuildCloudflareOptions(bool selected, const LaneOptions& lanes,
+                            CloudflareOptions* options, Checker& check) {
+  options->graphql_url = absl::GetFlag(FLAGS_cf_api_url);
+  options->rest_url = absl::GetFlag(FLAGS_cf_rest_url);
+  options->zones = CommaList(absl::GetFlag(FLAGS_zones));
+  options->exclude_zones = CommaList(absl::GetFlag(FLAGS_exclude_zones));
+  options->metrics_allow = CommaList(absl::GetFlag(FLAGS_metrics_allow));
+  options->metrics_deny = CommaList(absl::GetFlag(FLAGS_metrics_deny));
+  options->lanes = lanes;
+
+  // Numbers and durations.
+  const int64_t zones_per_query = absl::GetFlag(FLAGS_cf_zones_per_query);
+  const int64_t row_limit = absl::GetFlag(FLAGS_cf_row_limit);
+  const int64_t budget = absl::GetFlag(FLAGS_cf_query_budget);
+  const int64_t members = absl::GetFlag(FLAGS_cluster_members);
+  const int64_t member_index = absl::GetFlag(FLAGS_cluster_member_index);
+  check.Range("cf_zones_per_query", zones_per_query, 1, 10);
+  check.Range("cf_row_limit", row_limit, 1, 9999);
+  check.Range("cf_query_budget", budget, 1, 1'000'000);
+  check.Range("cluster_members", members, 1, 100'000);
+  if (check.ok()) {
+    check.Range("cluster_member_index", member_index, 0, members - 1);
+  }
+  check.Positive("cf_timeout", absl::GetFlag(FLAGS_cf_timeout));
+  check.Positive("cf_rate_limit_backoff",
+                 absl::GetFlag(FLAGS_cf_rate_limit_backoff));
+  check.Positive("cf_zone_error_backoff",
+                 absl::GetFlag(FLAGS_cf_zone_error_backoff));
+  options->zones_per_query = static_cast<uint32_t>(zones_per_query);
+  options->row_limit = static_cast<uint32_t>(row_limit);
+  options->query_budget = static_cast<uint32_t>(budget);
+  options->cluster_members = static_cast<uint32_t>(members);
+  options->cluster_member_index = static_cast<uint32_t>(member_index);
+  options->timeout = absl::GetFlag(FLAGS_cf_timeout);
+  options->rate_limit_backoff = absl::GetFlag(FLAGS_cf_rate_limit_backoff);
+  options->zone_error_backoff = absl::GetFlag(FLAGS_cf_zone_error_backoff);
+
+  // Simulated clock.
+  const std::string clock_start = absl::GetFlag(FLAGS_cf_clock_start);
+  const absl::Duration clock_duration = absl::GetFlag(FLAGS_cf_clock_duration);
+  if (!clock_start.empty()) {
+    absl::StatusOr<absl::Time> parsed = ParseRfc3339(clock_start);
+    if (!parsed.ok()) {
+      check.Fail(absl::StrCat("invalid --cf-clock-start=", clock_start,
+                              ": expected an RFC 3339 time such as "
+                              "2026-06-01T00:00:00Z"));
+    } else {
+      options->clock_start = *parsed;
+    }
+    check.Positive("cf_clock_duration", clock_duration);
+  } else if (clock_duration != absl::ZeroDuration()) {
+    check.Fail(absl::StrCat(
+        "invalid --cf-clock-duration=", absl::FormatDuration(clock_duration),
+        ": it needs --cf-clock-start, the simulated time to start from"));
+  }
+  options->clock_duration = clock_duration;
+
+  // Credentials, from a file or the environment only.
+  if (selected && check.ok()) {
+    absl::StatusOr<CloudflareCredentials> credentials =
+        LoadCloudflareCredentials(absl::GetFlag(FLAGS_cf_api_token_file));
+    if (credentials.ok()) {
+      options->credentials = *std::move(credentials);
+    } else {
+      check.Fail(std::string(credentials.status().message()));
+    }
+  }
+}
+
 // Builds the options from the flags and checks them. Returns the first error.
 std::string BuildConfig(ExporterConfig* config) {
   Checker check;
 
   // Source.
   config->source = absl::GetFlag(FLAGS_source);
-  check.OneOf("source", config->source, {"sim", "replay"});
+  check.OneOf("source", config->source, {"sim", "replay", "cloudflare"});
   config->replay.dir = absl::GetFlag(FLAGS_replay_dir);
   if (config->source == "replay" && config->replay.dir.empty()) {
     check.Fail("missing --replay-dir: --source=replay needs the folder of "
@@ -316,6 +479,8 @@ std::string BuildConfig(ExporterConfig* config) {
   lanes.backfill_chunk = absl::GetFlag(FLAGS_backfill_chunk);
   lanes.backfill_calls_per_tick =
       static_cast<int>(absl::GetFlag(FLAGS_backfill_calls_per_tick));
+  BuildCloudflareOptions(config->source == "cloudflare", lanes,
+                         &config->cloudflare, check);
 
   // Pipeline.
   PipelineOptions& pipeline = config->pipeline;
@@ -379,9 +544,48 @@ std::string BuildConfig(ExporterConfig* config) {
       config->sink == "remote-write" &&
       absl::GetFlag(FLAGS_sink_coalesce_corrections);
 
+  // Sink credentials and TLS: secrets come from a file or the environment.
+  config->remote_write.ca_file = absl::GetFlag(FLAGS_sink_ca_file);
+  config->remote_write.insecure_skip_verify =
+      absl::GetFlag(FLAGS_sink_insecure_skip_verify);
+  if (const std::string token_file = absl::GetFlag(FLAGS_sink_bearer_token_file);
+      !token_file.empty()) {
+    absl::StatusOr<std::string> token =
+        ReadSecretFile(token_file, "--sink-bearer-token-file");
+    if (token.ok()) {
+      config->remote_write.bearer_token = *token;
+    } else {
+      check.Fail(std::string(token.status().message()));
+    }
+  }
+  if (const char* username = std::getenv("CONVERGE_SINK_USERNAME")) {
+    config->remote_write.basic_auth_username = username;
+    const char* password = std::getenv("CONVERGE_SINK_PASSWORD");
+    config->remote_write.basic_auth_password = password ? password : "";
+  }
+  if (!config->remote_write.bearer_token.empty() &&
+      !config->remote_write.basic_auth_username.empty()) {
+    check.Fail(
+        "both --sink-bearer-token-file and CONVERGE_SINK_USERNAME are set; "
+        "use one way to authenticate to the receiver");
+  }
+
+  // Operating.
+  config->listen = absl::GetFlag(FLAGS_listen);
+  if (!config->listen.empty()) {
+    if (absl::Status status = ParseListenAddress(config->listen).status();
+        !status.ok()) {
+      check.Fail(absl::StrCat("invalid --listen=", config->listen,
+                              ": expected HOST:PORT such as 127.0.0.1:9464, "
+                              "or empty to disable the listener"));
+    }
+  }
+  config->final_metrics_file = absl::GetFlag(FLAGS_final_metrics_file);
   config->log_level = absl::GetFlag(FLAGS_log_level);
   check.OneOf("log_level", config->log_level,
               {"trace", "debug", "info", "warn", "error", "off"});
+  config->log_format = absl::GetFlag(FLAGS_log_format);
+  check.OneOf("log_format", config->log_format, {"text", "json"});
 
   // Whatever the flag checks missed, the components' own validation catches.
   if (check.ok()) {
@@ -391,6 +595,12 @@ std::string BuildConfig(ExporterConfig* config) {
   }
   if (check.ok() && config->source == "sim") {
     if (absl::Status status = ValidateSimOptions(sim); !status.ok()) {
+      check.Fail(std::string(status.message()));
+    }
+  }
+  if (check.ok() && config->source == "cloudflare") {
+    if (absl::Status status = ValidateCloudflareOptions(config->cloudflare);
+        !status.ok()) {
       check.Fail(std::string(status.message()));
     }
   }
@@ -410,6 +620,24 @@ CommandLine ParseCommandLine(int argc, char** argv) {
     command_line.error = std::move(error);
   }
   return command_line;
+}
+
+std::string DescribeConfig() {
+  std::string text;
+  for (const HelpSection& section : HelpSections()) {
+    for (const char* name : section.flags) {
+      const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+      std::string value = flag->CurrentValue();
+      // Paths of secret files are not secrets, but URLs may carry
+      // user:password@, so every URL goes through RedactUrl.
+      if (absl::StrContains(name, "url")) value = RedactUrl(value);
+      absl::StrAppend(&text, text.empty() ? "" : " ", Dashed(name), "=",
+                      value.empty() ? "\"\"" : value);
+    }
+  }
+  absl::StrAppend(&text, " sink-basic-auth=",
+                  std::getenv("CONVERGE_SINK_USERNAME") ? "set" : "unset");
+  return text;
 }
 
 std::string HelpText() {

@@ -18,14 +18,18 @@
 namespace converge {
 
 struct ExporterConfig {
-  std::string source;  // "sim" or "replay"
+  std::string source;  // "sim", "replay" or "cloudflare"
   ReplayOptions replay;
   SimOptions sim;
+  CloudflareOptions cloudflare;
   std::string sink;  // "file", "remote-write" or "null"
   FileSinkOptions file_sink;
   RemoteWriteOptions remote_write;
   PipelineOptions pipeline;
+  std::string listen;              // empty: no listener
+  std::string final_metrics_file;  // empty: none
   std::string log_level;
+  std::string log_format;          // "text" or "json"
 };
 
 struct CommandLine {
@@ -40,6 +44,10 @@ CommandLine ParseCommandLine(int argc, char** argv);
 
 // The --help text: every flag with its unit, default and meaning.
 std::string HelpText();
+
+// The effective configuration in one line for the start log: every flag of
+// the --help list with its value, secrets replaced by whether they are set.
+std::string DescribeConfig();
 
 }  // namespace converge
 

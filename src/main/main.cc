@@ -14,31 +14,29 @@
 #include <memory>
 #include <thread>
 
+#include <fstream>
+
 #include <curl/curl.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "converge/pipeline.h"
 #include "converge/sinks.h"
 #include "converge/sources.h"
 #include "main/flags.h"
+#include "main/logging.h"
+#include "server/http_server.h"
 
 namespace converge {
 namespace {
 
 constexpr char kVersion[] = CONVERGE_VERSION;
 
-// Logs go to stderr: stdout may carry the file sink's samples.
-void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("converge");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-}
-
 absl::StatusOr<std::unique_ptr<Source>> MakeSource(
     const ExporterConfig& config) {
   if (config.source == "replay") return MakeReplaySource(config.replay);
+  if (config.source == "cloudflare") {
+    return MakeCloudflareSource(config.cloudflare);
+  }
   return MakeSimSource(config.sim);
 }
 
@@ -123,8 +121,9 @@ int Main(int argc, char** argv) {
       break;
   }
   const ExporterConfig& config = command_line.config;
-  SetUpLogging(config.log_level);
+  SetUpLogging(config.log_level, config.log_format);
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  spdlog::info("converge-exporter {} starting: {}", kVersion, DescribeConfig());
 
   absl::StatusOr<std::unique_ptr<Source>> source = MakeSource(config);
   if (!source.ok()) {
@@ -145,16 +144,49 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
+  // The listener only reads snapshots, so it starts before the run and
+  // stops after it.
+  const ExporterInfo info{kVersion,
+                          config.source,
+                          config.sink,
+                          config.pipeline.shards,
+                          config.pipeline.fetchers,
+                          config.pipeline.engine.threshold};
+  Pipeline* const running = pipeline->get();
+  std::unique_ptr<HttpServer> server;
+  if (!config.listen.empty()) {
+    absl::StatusOr<std::unique_ptr<HttpServer>> started = HttpServer::Start(
+        config.listen, [running] { return running->Snapshot(); }, info);
+    if (!started.ok()) {
+      spdlog::error("cannot start the listener: {}",
+                    started.status().ToString());
+      return 1;
+    }
+    server = std::move(*started);
+  }
+
   absl::StatusOr<PipelineSummary> summary;
   {
-    SignalWatcher watcher(pipeline->get());
-    summary = (*pipeline)->Run();
+    SignalWatcher watcher(running);
+    summary = running->Run();
   }
+  if (server != nullptr) server->Stop();
   curl_global_cleanup();
   if (!summary.ok()) {
     spdlog::error("run failed: {}", summary.status().ToString());
     return 1;
   }
+
+  if (!config.final_metrics_file.empty()) {
+    std::ofstream out(config.final_metrics_file);
+    out << RenderMetrics(running->Snapshot(), info);
+    if (!out) {
+      spdlog::error("cannot write --final-metrics-file={}",
+                    config.final_metrics_file);
+    }
+  }
+  spdlog::info("converge-exporter stopped after {}",
+               absl::FormatDuration(summary->wall_time));
   std::cerr << summary->ToLine() << std::endl;
   return 0;
 }

@@ -30,6 +30,11 @@ absl::StatusOr<std::unique_ptr<Subprocess>> ExporterHarness::Start(
   SubprocessOptions options;
   options.argv.push_back(binary_);
   options.argv.insert(options.argv.end(), args.begin(), args.end());
+  // Tests never use the default port: two runs must not collide.
+  const bool has_listen = std::any_of(
+      args.begin(), args.end(),
+      [](const std::string& arg) { return arg.starts_with("--listen"); });
+  if (!has_listen) options.argv.push_back("--listen=127.0.0.1:0");
   options.stdout_path = (dir_ / (tag + ".out")).string();
   options.stderr_path = (dir_ / (tag + ".err")).string();
   return Subprocess::Start(options);

@@ -36,6 +36,7 @@ class ExporterHarness {
       : binary_(std::move(binary)), dir_(std::move(dir)) {}
 
   // Starts the exporter with `args`; its output goes to <dir>/<tag>.out/.err.
+  // Without a --listen argument the listener gets a free port.
   absl::StatusOr<std::unique_ptr<Subprocess>> Start(
       const std::vector<std::string>& args, const std::string& tag) const;
 
