@@ -375,6 +375,58 @@ TEST_F(PipelineTest, OutageAtShutdownCountsUndelivered) {
   EXPECT_EQ(summary->samples_undelivered, summary->engine.samples_total());
 }
 
+// Serves one old bucket to partition 0 at tick 0 and to partition 1 at
+// tick 1, as a backfill chunk spread over two ticks does, then partition 0
+// again at tick 2.
+class SplitChunkSource : public Source {
+ public:
+  std::string_view name() const override { return "split-chunk"; }
+
+  std::optional<TickPlan> NextTick(std::stop_token) override {
+    if (next_tick_ == 3) return std::nullopt;
+    TickPlan plan;
+    plan.tick = next_tick_;
+    plan.now = absl::FromUnixMillis(kStartMs + 60 * kMinuteMs + next_tick_ * 30'000);
+    FetchTask task;
+    task.lane = Lane::kBackfill;
+    task.partition = next_tick_ == 1 ? 1 : 0;
+    task.now = plan.now;
+    plan.tasks.push_back(task);
+    ++next_tick_;
+    return plan;
+  }
+
+  absl::Status Fetch(const FetchTask& task,
+                     std::vector<Observation>* out) override {
+    // An hour old: past the 15-minute TTL, so each tick's expiry closes it.
+    out->push_back(Observation{ScriptedSource::Key(task.partition, 0),
+                               kStartMs, 100u + task.partition});
+    return absl::OkStatus();
+  }
+
+ private:
+  uint64_t next_tick_ = 0;
+};
+
+TEST_F(PipelineTest, BucketClosedPerPartition) {
+  for (int shards : {1, 2}) {
+    {
+      std::lock_guard<std::mutex> lock(sink_.mutex);
+      sink_.samples.clear();
+    }
+    absl::StatusOr<PipelineSummary> summary =
+        RunPipeline(Options(shards, 1), std::make_unique<SplitChunkSource>());
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    // Partition 1's first observation opens a fresh window even though
+    // partition 0 closed the same bucket a tick earlier; partition 0's second
+    // observation of its closed bucket is late.
+    const std::vector<Sample> samples = Collected();
+    ASSERT_EQ(samples.size(), 2u) << "shards=" << shards;
+    EXPECT_EQ(summary->engine.late_dropped, 1u);
+    EXPECT_EQ(summary->engine.samples_forced, 2u);
+  }
+}
+
 TEST_F(PipelineTest, SnapshotDuringRunMatchesSummaryAtEnd) {
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = Pipeline::Create(
       Options(3, 2), std::make_unique<ScriptedSource>(4, 5, 40),

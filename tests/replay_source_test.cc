@@ -72,7 +72,7 @@ TEST_F(ReplayFixtureTest, OneTickPerFile) {
     EXPECT_EQ(task.lane, Lane::kReplay);
     EXPECT_EQ(task.tick, i);
     EXPECT_EQ(task.index, 0u);
-    EXPECT_EQ(task.partition, i);
+    EXPECT_EQ(task.partition, 0u);  // one stream: the same zones throughout
     EXPECT_EQ(task.now, ticks[i].now);
     EXPECT_EQ(task.range.end, ticks[i].now);
   }
@@ -142,10 +142,10 @@ TEST_F(ReplayFixtureTest, StopRequestEndsReplay) {
   EXPECT_FALSE(source_->NextTick(stop.get_token()).has_value());
 }
 
-TEST_F(ReplayFixtureTest, UnknownPartitionFails) {
+TEST_F(ReplayFixtureTest, UnknownTickFails) {
   FetchTask task;
   task.lane = Lane::kReplay;
-  task.partition = 99;
+  task.tick = 99;
   std::vector<Observation> observations;
   EXPECT_EQ(source_->Fetch(task, &observations).code(),
             absl::StatusCode::kInvalidArgument);

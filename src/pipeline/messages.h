@@ -29,6 +29,7 @@ struct ShardMessage {
 
   Kind kind = Kind::kObservation;
   uint64_t tick = 0;
+  uint32_t partition = 0;  // kObservation, kTaskDone: the task's partition
   uint64_t count = 0;
   absl::Time now;
   Observation observation;

@@ -67,10 +67,10 @@ class Pipeline::Impl {
     sink_worker_ = std::make_unique<SinkWorker>(sink_options, sink_.get(),
                                                 options_.sink_queue_capacity);
     for (int i = 0; i < options_.shards; ++i) {
-      // Pipeline::Create() validated the engine options, so this succeeds.
+      // Pipeline::Create() validated the engine options the shards use.
       shards_.push_back(std::make_unique<ShardWorker>(
-          i, std::move(Engine::Create(options_.engine)).value(),
-          options_.shard_queue_capacity, &sink_worker_->queue(), &progress_));
+          i, options_.engine, options_.shard_queue_capacity,
+          &sink_worker_->queue(), &progress_));
     }
   }
 
@@ -187,6 +187,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     ShardMessage message;
     message.kind = ShardMessage::Kind::kObservation;
     message.tick = task.tick;
+    message.partition = task.partition;
     message.observation = std::move(observation);
     routed.push_back(std::move(message));
     ++routed_count[shard];
@@ -206,6 +207,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     ShardMessage marker;
     marker.kind = ShardMessage::Kind::kTaskDone;
     marker.tick = task.tick;
+    marker.partition = task.partition;
     marker.count = routed_count[shard];
     marker.buckets = buckets;
     routed.push_back(std::move(marker));

@@ -23,15 +23,35 @@ bool SeriesThenTime(const Sample& a, const Sample& b) {
 
 }  // namespace
 
-ShardWorker::ShardWorker(int index, std::unique_ptr<Engine> engine,
+ShardWorker::ShardWorker(int index, const EngineOptions& engine_options,
                          size_t queue_capacity,
                          BoundedQueue<Sample>* sink_queue,
                          TickProgress* progress)
     : index_(index),
+      engine_options_(engine_options),
       sink_queue_(sink_queue),
       progress_(progress),
-      queue_(queue_capacity),
-      engine_(std::move(engine)) {}
+      queue_(queue_capacity) {}
+
+Engine& ShardWorker::EngineFor(uint32_t partition) {
+  if (cached_engine_ != nullptr && cached_partition_ == partition) {
+    return *cached_engine_;
+  }
+  std::unique_ptr<Engine>& engine = engines_[partition];
+  if (engine == nullptr) {
+    // The pipeline validated the options before building any worker.
+    engine = std::move(Engine::Create(engine_options_)).value();
+  }
+  cached_partition_ = partition;
+  cached_engine_ = engine.get();
+  return *engine;
+}
+
+EngineStats ShardWorker::stats() const {
+  EngineStats total;
+  for (const auto& [partition, engine] : engines_) total.Add(engine->stats());
+  return total;
+}
 
 void ShardWorker::Run() {
   BoundedQueue<ShardMessage>::ConsumerToken consumer =
@@ -52,7 +72,7 @@ void ShardWorker::Run() {
   }
 
   // Shutdown: every tick is complete, so flushing now loses nothing fetched.
-  engine_->Flush(&pending_samples_);
+  for (auto& [partition, engine] : engines_) engine->Flush(&pending_samples_);
   SendSamples();
   Publish();
   sink_token_.reset();
@@ -60,7 +80,7 @@ void ShardWorker::Run() {
 
 void ShardWorker::Publish() {
   std::lock_guard<std::mutex> lock(published_mutex_);
-  published_.shard.engine = engine_->stats();
+  published_.shard.engine = stats();
   published_.shard.ticks_completed = current_tick_;
   published_.samples_sent = samples_sent_;
   published_.first_push_age_seconds = first_push_age_;
@@ -89,16 +109,18 @@ void ShardWorker::Handle(ShardMessage& message) {
     case ShardMessage::Kind::kObservation:
       ++tick.received;
       if (message.tick == current_tick_) {
-        engine_->Ingest(message.observation, &pending_samples_);
+        EngineFor(message.partition)
+            .Ingest(message.observation, &pending_samples_);
       } else {
-        tick.early.push_back(std::move(message.observation));
+        tick.early.emplace_back(message.partition,
+                                std::move(message.observation));
       }
       break;
     case ShardMessage::Kind::kTaskDone:
       ++tick.tasks_done;
       tick.declared += message.count;
       if (message.buckets != nullptr) {
-        tick.buckets.push_back(std::move(message.buckets));
+        tick.buckets.emplace_back(message.partition, std::move(message.buckets));
       }
       break;
     case ShardMessage::Kind::kTickStart:
@@ -125,10 +147,13 @@ void ShardWorker::CompleteCurrentTick() {
 
   // Open the windows of every bucket the tick returned, then expire: the
   // tick's observations are all in, by the completeness check.
-  for (const auto& buckets : tick.buckets) {
-    for (int64_t bucket_ms : *buckets) engine_->NoteBucket(bucket_ms);
+  for (const auto& [partition, buckets] : tick.buckets) {
+    Engine& engine = EngineFor(partition);
+    for (int64_t bucket_ms : *buckets) engine.NoteBucket(bucket_ms);
   }
-  engine_->Expire(tick.now, &pending_samples_);
+  for (auto& [partition, engine] : engines_) {
+    engine->Expire(tick.now, &pending_samples_);
+  }
   last_now_ = tick.now;
   SendSamples();
 
@@ -140,10 +165,11 @@ void ShardWorker::CompleteCurrentTick() {
   // in the order they arrived.
   auto next = ticks_.find(current_tick_);
   if (next != ticks_.end()) {
-    std::vector<Observation> early = std::move(next->second.early);
+    std::vector<std::pair<uint32_t, Observation>> early =
+        std::move(next->second.early);
     next->second.early.clear();
-    for (const Observation& observation : early) {
-      engine_->Ingest(observation, &pending_samples_);
+    for (const auto& [partition, observation] : early) {
+      EngineFor(partition).Ingest(observation, &pending_samples_);
     }
   }
 }

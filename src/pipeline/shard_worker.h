@@ -1,5 +1,12 @@
-// One shard: a thread that alone owns an Engine and the windows and trackers
-// of every series routed to it.
+// One shard: a thread that alone owns the engines, windows and trackers of
+// every series routed to it.
+//
+// The shard keeps one Engine per source partition (a zone group). A source
+// fetches each partition's data separately, often at different ticks (one
+// backfill chunk is one call per partition), so a bucket is opened and closed
+// per partition: a bucket that partition A already closed still takes
+// partition B's first observations as a fresh window instead of dropping them
+// as late. Partitions have disjoint series, so nothing is duplicated.
 //
 // The worker drains its queue, ingests each tick's observations, and expires
 // the tick once it is complete (see messages.h for how completeness is known
@@ -24,6 +31,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "converge/engine.h"
 #include "converge/telemetry.h"
@@ -35,7 +43,8 @@ namespace converge {
 
 class ShardWorker {
  public:
-  ShardWorker(int index, std::unique_ptr<Engine> engine,
+  // REQUIRES: ValidateEngineOptions(engine_options).ok().
+  ShardWorker(int index, const EngineOptions& engine_options,
               size_t queue_capacity, BoundedQueue<Sample>* sink_queue,
               TickProgress* progress);
 
@@ -47,7 +56,7 @@ class ShardWorker {
 
   // After Run(): samples handed to the sink queue and the engine's stats.
   uint64_t samples_sent() const { return samples_sent_; }
-  const EngineStats& stats() const { return engine_->stats(); }
+  EngineStats stats() const;
 
   // Any thread: the stats published after the last completed tick, and the
   // histograms of what this shard pushed so far.
@@ -67,9 +76,16 @@ class ShardWorker {
     uint64_t tasks_done = 0;
     uint64_t declared = 0;  // observations the markers announced
     uint64_t received = 0;  // observations that arrived
-    std::vector<Observation> early;  // arrived before the tick was current
-    std::vector<std::shared_ptr<const std::vector<int64_t>>> buckets;
+    // Observations that arrived before the tick was current, with their
+    // partitions.
+    std::vector<std::pair<uint32_t, Observation>> early;
+    // Per finished task: its partition and the buckets it returned.
+    std::vector<std::pair<uint32_t, std::shared_ptr<const std::vector<int64_t>>>>
+        buckets;
   };
+
+  // The engine of `partition`, created on first use.
+  Engine& EngineFor(uint32_t partition);
 
   void Handle(ShardMessage& message);
   void Publish();
@@ -79,13 +95,17 @@ class ShardWorker {
 
   // Constant after construction.
   const int index_;
+  const EngineOptions engine_options_;
   BoundedQueue<Sample>* const sink_queue_;
   TickProgress* const progress_;
 
   BoundedQueue<ShardMessage> queue_;
 
   // Owned by the shard thread.
-  std::unique_ptr<Engine> engine_;
+  // Ordered by partition, so that expiry walks them in a fixed order.
+  absl::btree_map<uint32_t, std::unique_ptr<Engine>> engines_;
+  uint32_t cached_partition_ = 0;
+  Engine* cached_engine_ = nullptr;
   absl::flat_hash_map<uint64_t, TickState> ticks_;
   uint64_t current_tick_ = 0;
   bool finish_seen_ = false;

@@ -139,7 +139,9 @@ class ReplaySource final : public Source {
     task.index = 0;
     task.lane = Lane::kReplay;
     task.range = {fetch.start, fetch.end};
-    task.partition = static_cast<uint32_t>(next_);
+    // Every recorded fetch covers the same zones, so they share partition 0
+    // and the engine sees one stream; the file is found by its tick.
+    task.partition = 0;
     task.now = fetch.end;
 
     TickPlan plan;
@@ -152,13 +154,13 @@ class ReplaySource final : public Source {
 
   absl::Status Fetch(const FetchTask& task,
                      std::vector<Observation>* out) override {
-    if (task.partition >= fetches_.size()) {
+    if (task.tick >= fetches_.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "replay fetch: partition ", task.partition, " does not exist (",
+          "replay fetch: tick ", task.tick, " has no recorded fetch (",
           fetches_.size(), " recorded fetches)"));
     }
     const std::vector<Observation>& observations =
-        fetches_[task.partition].observations;
+        fetches_[task.tick].observations;
     out->insert(out->end(), observations.begin(), observations.end());
     return absl::OkStatus();
   }
