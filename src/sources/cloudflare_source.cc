@@ -210,25 +210,6 @@ absl::StatusOr<std::unique_ptr<CloudflareSource>> CloudflareSource::Create(
   source->free_plan_zones_ = free_plan_zones;
   LogBudget(source->budget_, options);
 
-  // NOTE: the pipeline opens the windows of a chunk's minutes with the first
-  // of its calls and may close them at that tick's expiry. Calls of the same
-  // chunk that run in later ticks are then dropped as late, so only whole
-  // chunks per tick avoid the loss.
-  const size_t per_chunk = source->partitions_.size();
-  const double calls_per_tick =
-      std::min<double>(options.lanes.backfill_calls_per_tick,
-                       source->budget_.backfill_allowed_per_tick);
-  if (source->planner_.backfill_chunks_total() > 0 &&
-      calls_per_tick < static_cast<double>(per_chunk)) {
-    spdlog::warn(
-        "cloudflare source: each backfill chunk takes {} calls (one per zone "
-        "chunk and dataset) but at most {:.2f} run per poll interval, so one "
-        "chunk spans several ticks and its minutes older than --window-ttl "
-        "from later ticks are dropped as late (late_dropped in the summary). "
-        "Set --backfill-calls-per-tick to {} or a multiple of it if the "
-        "budget allows",
-        per_chunk, calls_per_tick, per_chunk);
-  }
   return source;
 }
 
