@@ -103,7 +103,9 @@ void ConvergenceAnalyzer::AddTick(absl::Time now,
 
   for (ThresholdRun& run : runs_) {
     samples_.clear();
-    run.engine->IngestBatch(observations, &samples_);
+    for (const Observation& observation : observations) {
+      run.engine->Ingest(observation, &samples_);
+    }
     run.engine->Expire(now, &samples_);
     RecordSamples(now, samples_, &run);
   }
