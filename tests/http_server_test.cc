@@ -109,6 +109,8 @@ TEST_F(HttpServerTest, MetricsShowSnapshotValues) {
     s.sink.rejected_by_http_status[400] = 3;
     s.lanes[static_cast<size_t>(Lane::kBackfill)].observations = 99;
     s.first_push_age_seconds.Observe(200);
+    s.source.api_queries = 42;
+    s.source.failures_by_cause["timeout"] = 2;
   });
   const HttpResult result = Get(server_->port(), "/metrics");
   ASSERT_EQ(result.status, 200);
@@ -123,6 +125,9 @@ TEST_F(HttpServerTest, MetricsShowSnapshotValues) {
   EXPECT_NE(text.find("converge_observations_total{lane=\"backfill\"} 99"),
             std::string::npos);
   EXPECT_NE(text.find("converge_first_push_age_seconds_bucket{le=\"240\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("converge_api_queries_total 42"), std::string::npos);
+  EXPECT_NE(text.find("converge_fetch_failures_total{cause=\"timeout\"} 2"),
             std::string::npos);
 }
 

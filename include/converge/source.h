@@ -14,6 +14,8 @@
 #define CONVERGE_SOURCE_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <optional>
 #include <stop_token>
 #include <string_view>
@@ -46,6 +48,14 @@ struct SourceStats {
   uint64_t backfill_chunks_total = 0;
   uint64_t backfill_chunks_done = 0;
   absl::Duration gap_scheduled;  // time range planned on the gap lane
+
+  // For sources that call an API with a query budget (Cloudflare); zeros
+  // elsewhere.
+  uint64_t api_queries = 0;           // requests sent so far
+  double api_budget_per_tick = 0;     // queries the budget allows per tick
+  double api_needed_per_tick = 0;     // live + backfill queries per tick
+  // Failed fetches by cause, e.g. "http_5xx" or "timeout".
+  std::map<std::string, uint64_t> failures_by_cause;
 };
 
 // One unit of fetching work: one call to the upstream API.

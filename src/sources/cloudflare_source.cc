@@ -342,6 +342,21 @@ converge::SourceStats CloudflareSource::Stats() const {
   stats.backfill_chunks_total = planner_.backfill_chunks_total();
   stats.backfill_chunks_done = planner_.backfill_chunks_done();
   stats.gap_scheduled = planner_.gap_scheduled();
+
+  const CloudflareStats cloudflare = cloudflare_stats();
+  stats.api_queries = cloudflare.queries;
+  stats.api_budget_per_tick = budget_.budget_per_tick;
+  stats.api_needed_per_tick =
+      budget_.live_per_tick +
+      std::min<double>(budget_.backfill_per_tick,
+                       budget_.backfill_allowed_per_tick);
+  for (int i = 0; i < kFailureCauseCount; ++i) {
+    const auto cause = static_cast<FailureCause>(i);
+    if (cloudflare.failures_of(cause) > 0) {
+      stats.failures_by_cause[std::string(FailureCauseName(cause))] =
+          cloudflare.failures_of(cause);
+    }
+  }
   return stats;
 }
 
