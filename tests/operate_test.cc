@@ -1,7 +1,7 @@
-// Operating the exporter binary: /metrics scraped during a run and at exit
-// agree with the summary line, /ready turns 200 only once the sink has
-// delivered, a stalled client on the listener does not hold up the run, and
-// secrets appear nowhere in logs, metrics or error output.
+// Operating the exporter binary. /metrics scraped during a run and at exit
+// agree with the summary line, and /ready turns 200 only once the sink has
+// delivered. A stalled client on the listener does not hold up the run.
+// Secrets appear nowhere in logs, metrics or error output.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -113,7 +113,7 @@ class OperateTest : public ::testing::Test {
   }
   std::string Listen() const { return absl::StrCat("--listen=127.0.0.1:", port_); }
 
-  // Waits (bounded) until the listener answers.
+  // Waits (bounded) until the listener responds.
   bool WaitForListener() {
     for (int i = 0; i < 600; ++i) {
       if (Get(port_, "/healthz").status == 200) return true;
