@@ -16,7 +16,7 @@ cmake --build build -j "$jobs"
 
 echo "== build (ThreadSanitizer, pipeline tests) =="
 cmake -S . -B build-tsan -G Ninja -DCONVERGE_TSAN=ON
-cmake --build build-tsan -j "$jobs"
+cmake --build build-tsan -j "$jobs" --target pipeline_tests
 
 echo "== tests (ThreadSanitizer) =="
 ctest --test-dir build-tsan --output-on-failure
