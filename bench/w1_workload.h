@@ -53,6 +53,22 @@ inline uint64_t W1Value(int zone, int series, int minute, int tick) {
   return f * std::min<uint64_t>(age, 4) / 4;
 }
 
+// Calls `visit(zone, series, bucket_ms, value)` for every observation that
+// tick `tick` fetches from zones [first_zone, end_zone), in W1 order: by
+// bucket, then zone, then series.
+template <typename Visit>
+void ForEachW1Observation(const W1Shape& shape, int tick, int first_zone,
+                          int end_zone, Visit visit) {
+  for (int m = W1FirstMinute(tick); m <= W1LastMinute(tick); ++m) {
+    const int64_t bucket_ms = W1BucketMs(m);
+    for (int z = first_zone; z < end_zone; ++z) {
+      for (int s = 0; s < shape.series_per_zone; ++s) {
+        visit(z, s, bucket_ms, W1Value(z, s, m, tick));
+      }
+    }
+  }
+}
+
 inline uint64_t W1Observations(const W1Shape& shape) {
   uint64_t total = 0;
   for (int tick = 0; tick < shape.ticks; ++tick) {
@@ -91,6 +107,9 @@ struct W1Digest {
 inline constexpr W1Digest kW1ExpectedDigest{5'700'000, 290'693'500'000,
                                             0xd955f17b56886281ULL,
                                             0x9978adc1eb667477ULL};
+
+// The number of samples W1-large emits.
+inline constexpr uint64_t kW1LargeExpectedSamples = 17'000'000;
 
 }  // namespace converge::bench
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,6 +62,40 @@ struct EngineStats {
   void Add(const EngineStats& other);
 };
 
+// A series interned in advance by Engine::Prepare(). Ingesting through a
+// handle skips the key lookup. A handle belongs to the engine that returned
+// it and stays valid until the matching Engine::Release().
+struct SeriesHandle {
+  uint32_t id = 0;
+};
+
+// An observation of a prepared series.
+struct PreparedObservation {
+  SeriesHandle series;
+  int64_t bucket_ms = 0;  // bucket start, Unix milliseconds, UTC
+  uint64_t value = 0;
+};
+
+// A series key given as its canonical encoding (the bytes
+// SeriesKey::encoded() returns) and StableHash() of those bytes. The bytes
+// stay owned by the caller and must outlive the call that receives the view.
+// The engine copies them when the series is new to it.
+struct SeriesKeyView {
+  std::string_view encoded;
+  uint64_t hash = 0;
+
+  static SeriesKeyView Of(const SeriesKey& key) {
+    return SeriesKeyView{key.encoded(), key.hash()};
+  }
+};
+
+// An observation whose series key stays owned by the caller.
+struct ObservationView {
+  SeriesKeyView series;
+  int64_t bucket_ms = 0;  // bucket start, Unix milliseconds, UTC
+  uint64_t value = 0;
+};
+
 class Engine {
  public:
   // Returns kInvalidArgument when `options` fails ValidateEngineOptions().
@@ -78,8 +113,45 @@ class Engine {
 
   // Same as Ingest(Observation) for a key the caller keeps, without copying
   // it into an Observation first.
+  //
+  // Performance: the engine remembers which series followed which, and a
+  // lookup that follows the same order as before skips the hash index. Keys
+  // are fastest when a source lists its series in a stable order.
   void Ingest(const SeriesKey& series, int64_t bucket_ms, uint64_t value,
               std::vector<Sample>* out);
+
+  // Same as Ingest(SeriesKey) for a key given by its encoding and hash.
+  // REQUIRES: `series.encoded` is the encoding of a valid SeriesKey and
+  // `series.hash` is StableHash(series.encoded).
+  void Ingest(SeriesKeyView series, int64_t bucket_ms, uint64_t value,
+              std::vector<Sample>* out);
+
+  // Interns `series` and pins it: a pinned series keeps its handle while no
+  // open window contains a tracker for it. Preparing an interned key returns
+  // its existing handle and adds a pin.
+  SeriesHandle Prepare(const SeriesKey& series);
+
+  // Removes one pin added by Prepare(). Once a series has no pins and no open
+  // trackers it is released, and its handle must not be used again.
+  // REQUIRES: `series` came from Prepare() on this engine and still has a pin.
+  void Release(SeriesHandle series);
+
+  // Same as Ingest(SeriesKey) for a prepared series, without a key lookup.
+  // REQUIRES: `series` came from Prepare() on this engine and still has a pin.
+  void Ingest(SeriesHandle series, int64_t bucket_ms, uint64_t value,
+              std::vector<Sample>* out);
+
+  // Ingests `observations` in order, with the same effect and the same
+  // samples as one Ingest() call for each. When keyed observations do not
+  // follow the order seen before, large batches are faster than single calls,
+  // because the engine starts loading the index entry of each series a few
+  // observations ahead. REQUIRES: as for the matching Ingest().
+  void IngestBatch(std::span<const Observation> observations,
+                   std::vector<Sample>* out);
+  void IngestBatch(std::span<const ObservationView> observations,
+                   std::vector<Sample>* out);
+  void IngestBatch(std::span<const PreparedObservation> observations,
+                   std::vector<Sample>* out);
 
   // Opens an empty window for `bucket_ms` unless it is open or was closed.
   // The pipeline calls this on every shard for every bucket a fetch returned,
