@@ -829,6 +829,33 @@ TEST(SeriesEncoderTest, ViewsStayValidUntilClear) {
   }
 }
 
+TEST_F(EngineTest, RepushCarriesPreviousValue) {
+  Start(1);
+  std::vector<Sample> samples;
+  engine_->Ingest(Observation{Key("a"), kBucket, 5}, &samples);
+  engine_->Ingest(Observation{Key("a"), kBucket, 7}, &samples);
+  ASSERT_EQ(samples.size(), 2u);
+  EXPECT_FALSE(samples[0].repush);
+  EXPECT_TRUE(samples[1].repush);
+  EXPECT_EQ(samples[1].previous_value, 5u);
+}
+
+TEST_F(EngineTest, ForcedAfterPushIsRepush) {
+  Start(2);
+  EXPECT_EQ(ObserveAll(Key("a"), kBucket, {6, 6, 9}), ValueList{6});
+  Observe(Key("b"), kBucket, 1);
+  std::vector<Sample> forced = Expire(kBucket + 15 * kMinuteMs);
+  ASSERT_EQ(forced.size(), 2u);
+  for (const Sample& sample : forced) {
+    if (sample.series == Key("a")) {
+      EXPECT_TRUE(sample.repush);
+      EXPECT_EQ(sample.previous_value, 6u);
+    } else {
+      EXPECT_FALSE(sample.repush);
+    }
+  }
+}
+
 TEST(EngineOptionsTest, TtlNotGreaterThanLookbackIsRejected) {
   EngineOptions options;
   options.window_ttl = absl::Minutes(10);

@@ -221,8 +221,10 @@ class Engine::Impl {
                     uint64_t value, std::vector<Sample>* out);
   void ReleaseWindow(int64_t bucket_ms, Window& window, SampleCause cause,
                      std::vector<Sample>* out);
+  // Appends a sample. `tracker` is the state before this push, which tells
+  // whether a different value went out earlier.
   void Emit(SeriesId id, int64_t bucket_ms, uint64_t value, SampleCause cause,
-            std::vector<Sample>* out);
+            const Tracker& tracker, std::vector<Sample>* out);
 
   // Constant after construction.
   const EngineOptions options_;
@@ -330,7 +332,8 @@ void Engine::Impl::Release(SeriesHandle series) {
 }
 
 void Engine::Impl::Emit(SeriesId id, int64_t bucket_ms, uint64_t value,
-                        SampleCause cause, std::vector<Sample>* out) {
+                        SampleCause cause, const Tracker& tracker,
+                        std::vector<Sample>* out) {
   switch (cause) {
     case SampleCause::kStable:
       ++stats_.samples_stable;
@@ -342,7 +345,9 @@ void Engine::Impl::Emit(SeriesId id, int64_t bucket_ms, uint64_t value,
       ++stats_.samples_flushed;
       break;
   }
-  out->push_back(Sample{series_[id].key, bucket_ms, value, cause});
+  out->push_back(Sample{series_[id].key, bucket_ms, value, cause,
+                        tracker.has_pushed,
+                        tracker.has_pushed ? tracker.pushed : 0});
 }
 
 inline void Engine::Impl::Track(Window& window, SeriesId id,
@@ -376,9 +381,9 @@ inline void Engine::Impl::Track(Window& window, SeriesId id,
   if (tracker.run < threshold_) return;
   tracker.stabilized = true;
   if (tracker.latest_pushed()) return;
+  Emit(id, bucket_ms, tracker.latest, SampleCause::kStable, tracker, out);
   tracker.pushed = tracker.latest;
   tracker.has_pushed = true;
-  Emit(id, bucket_ms, tracker.latest, SampleCause::kStable, out);
 }
 
 template <typename Batch>
@@ -416,7 +421,7 @@ void Engine::Impl::ReleaseWindow(int64_t bucket_ms, Window& window,
                                  SampleCause cause, std::vector<Sample>* out) {
   window.trackers.Drain(pages_, [&](SeriesId id, const Tracker& tracker) {
     if (!tracker.latest_pushed()) {
-      Emit(id, bucket_ms, tracker.latest, cause, out);
+      Emit(id, bucket_ms, tracker.latest, cause, tracker, out);
     }
 
     // Drop the series once nothing refers to it.
