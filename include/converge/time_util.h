@@ -7,6 +7,7 @@
 #define CONVERGE_TIME_UTIL_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,12 @@ absl::StatusOr<int64_t> ParseRfc3339Millis(std::string_view text);
 
 // Formats Unix milliseconds as RFC 3339 in UTC, e.g. 2026-06-24T18:59:00Z.
 std::string FormatMillisUtc(int64_t unix_ms);
+
+// Parses an HTTP Retry-After value: delay-seconds, or an HTTP-date (RFC 9110
+// IMF-fixdate) measured from `now`; a past date gives zero. Returns nullopt
+// for anything else.
+std::optional<absl::Duration> ParseRetryAfter(std::string_view value,
+                                              absl::Time now);
 
 }  // namespace converge
 

@@ -1,5 +1,7 @@
 #include "converge/time_util.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/absl_compat.h"
 
@@ -27,6 +29,24 @@ absl::StatusOr<int64_t> ParseRfc3339Millis(std::string_view text) {
 std::string FormatMillisUtc(int64_t unix_ms) {
   return absl::FormatTime(absl::RFC3339_full, absl::FromUnixMillis(unix_ms),
                           absl::UTCTimeZone());
+}
+
+std::optional<absl::Duration> ParseRetryAfter(std::string_view value,
+                                                    absl::Time now) {
+  const absl::string_view text = absl::StripAsciiWhitespace(ToAbsl(value));
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(text, &seconds)) {
+    if (seconds < 0) return std::nullopt;
+    return absl::Seconds(seconds);
+  }
+
+  absl::Time date;
+  std::string error;
+  if (!absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", text, absl::UTCTimeZone(),
+                       &date, &error)) {
+    return std::nullopt;
+  }
+  return std::max(absl::ZeroDuration(), date - now);
 }
 
 }  // namespace converge

@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "converge/sinks.h"
+#include "converge/time_util.h"
 #include "core/absl_compat.h"
 #include "remote.pb.h"
 
@@ -79,26 +80,6 @@ absl::Status ValidateUrl(const std::string& url) {
   return absl::OkStatus();
 }
 
-// Parses a Retry-After header value: delay-seconds, or an HTTP-date
-// (RFC 9110, IMF-fixdate form) measured from `now`. A date in the past gives
-// zero. Returns nullopt for anything else.
-std::optional<absl::Duration> ParseRetryAfterHeader(std::string_view value,
-                                                    absl::Time now) {
-  const absl::string_view text = absl::StripAsciiWhitespace(ToAbsl(value));
-  int64_t seconds = 0;
-  if (absl::SimpleAtoi(text, &seconds)) {
-    if (seconds < 0) return std::nullopt;
-    return absl::Seconds(seconds);
-  }
-
-  absl::Time date;
-  std::string error;
-  if (!absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", text, absl::UTCTimeZone(),
-                       &date, &error)) {
-    return std::nullopt;
-  }
-  return std::max(absl::ZeroDuration(), date - now);
-}
 
 // Adds the TimeSeries of `key` to `request`, with `__name__` placed among the
 // series labels in byte order. SeriesKey::labels() is already sorted.
@@ -387,7 +368,7 @@ absl::Status RemoteWriteSink::HttpStatusToStatus(long http_status) const {
   if (http_status == 429 || (http_status >= 500 && http_status < 600)) {
     absl::Status status = absl::UnavailableError(message);
     const std::optional<absl::Duration> delay =
-        ParseRetryAfterHeader(retry_after_, absl::Now());
+        ParseRetryAfter(retry_after_, absl::Now());
     if (delay.has_value()) {
       const int64_t seconds =
           absl::ToInt64Seconds(absl::Ceil(*delay, absl::Seconds(1)));

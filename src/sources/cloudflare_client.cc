@@ -339,22 +339,6 @@ absl::Status ValidateApiUrl(std::string_view flag, const std::string& url) {
       "(http:// is accepted only for 127.0.0.1, ::1 and localhost)");
 }
 
-std::optional<absl::Duration> ParseRetryAfter(std::string_view value,
-                                              absl::Time now) {
-  const absl::string_view text = absl::StripAsciiWhitespace(ToAbsl(value));
-  int64_t seconds = 0;
-  if (absl::SimpleAtoi(text, &seconds)) {
-    if (seconds < 0) return std::nullopt;
-    return absl::Seconds(seconds);
-  }
-  absl::Time date;
-  std::string error;
-  if (!absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", text, absl::UTCTimeZone(),
-                       &date, &error)) {
-    return std::nullopt;
-  }
-  return std::max(absl::ZeroDuration(), date - now);
-}
 
 }  // namespace cloudflare
 

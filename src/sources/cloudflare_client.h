@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "converge/sources.h"
+#include "converge/time_util.h"
 
 namespace converge::cloudflare {
 
@@ -86,10 +87,8 @@ class CloudflareClient {
 // clear text. Returns kInvalidArgument naming the flag and the URL.
 absl::Status ValidateApiUrl(std::string_view flag, const std::string& url);
 
-// Parses a Retry-After header value: delay-seconds, or an HTTP-date measured
-// from `now` (a past date gives zero). Returns nullopt for anything else.
-std::optional<absl::Duration> ParseRetryAfter(std::string_view value,
-                                              absl::Time now);
+// ParseRetryAfter() (converge/time_util.h) reads the Retry-After header.
+using ::converge::ParseRetryAfter;
 
 }  // namespace converge::cloudflare
 
