@@ -529,6 +529,12 @@ TEST_F(CloudflareErrorTest, Http503IsCountedAndRetriedNextTick) {
   EXPECT_EQ(source_->cloudflare_stats().rate_limit_pauses, 0u);
   EXPECT_TRUE(FetchStatus(0, &out, kStart + absl::Seconds(630)).ok());
   EXPECT_FALSE(out.empty());
+
+  // The failure is attributed to the dataset of partition 0.
+  const std::string dataset(DatasetName(source_->partitions()[0].dataset));
+  const SourceStats stats = source_->Stats();
+  EXPECT_EQ(stats.failures.at({dataset, "http_5xx"}), 1u);
+  EXPECT_EQ(stats.api_queries_by_dataset.at(dataset), 2u);
 }
 
 TEST_F(CloudflareErrorTest, HtmlErrorPageIsCounted) {

@@ -91,8 +91,8 @@ TEST_F(HttpServerTest, MetricsShowSnapshotValues) {
     s.sink.rejected_by_http_status[400] = 3;
     s.lanes[static_cast<size_t>(Lane::kBackfill)].observations = 99;
     s.first_push_age_seconds.Observe(200);
-    s.source.api_queries = 42;
-    s.source.failures_by_cause["timeout"] = 2;
+    s.source.api_queries_by_dataset["httpRequests1mGroups"] = 42;
+    s.source.failures[{"dnsAnalyticsAdaptiveGroups", "timeout"}] = 2;
   });
   const HttpResult result = Get(server_->port(), "/metrics");
   ASSERT_EQ(result.status, 200);
@@ -108,8 +108,9 @@ TEST_F(HttpServerTest, MetricsShowSnapshotValues) {
             std::string::npos);
   EXPECT_NE(text.find("converge_first_push_age_seconds_bucket{le=\"240\"} 1"),
             std::string::npos);
-  EXPECT_NE(text.find("converge_api_queries_total 42"), std::string::npos);
-  EXPECT_NE(text.find("converge_fetch_failures_total{cause=\"timeout\"} 2"),
+  EXPECT_NE(text.find("converge_api_queries_total{dataset=\"httpRequests1mGroups\"} 42"),
+            std::string::npos);
+  EXPECT_NE(text.find("converge_fetch_failures_total{dataset=\"dnsAnalyticsAdaptiveGroups\",cause=\"timeout\"} 2"),
             std::string::npos);
 }
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <optional>
 #include <stop_token>
 #include <string_view>
@@ -54,8 +55,11 @@ struct SourceStats {
   uint64_t api_queries = 0;           // requests sent so far
   double api_budget_per_tick = 0;     // queries the budget allows per tick
   double api_needed_per_tick = 0;     // live + backfill queries per tick
-  // Failed fetches by cause, e.g. "http_5xx" or "timeout".
-  std::map<std::string, uint64_t> failures_by_cause;
+  // Requests by dataset, and failures by (dataset, cause), e.g.
+  // ("httpRequests1mGroups", "timeout"); dataset "none" for failures outside
+  // a fetch, such as listing zones.
+  std::map<std::string, uint64_t> api_queries_by_dataset;
+  std::map<std::pair<std::string, std::string>, uint64_t> failures;
 };
 
 // One unit of fetching work: one call to the upstream API.

@@ -129,17 +129,22 @@ std::string RenderMetrics(const PipelineSnapshot& snapshot,
               {}, absl::ToDoubleSeconds(snapshot.source.gap_scheduled));
 
   // API use (sources with a query budget).
-  out.Counter("converge_api_queries_total", "Queries sent to the source's API.",
-              {}, static_cast<double>(snapshot.source.api_queries));
+  for (const auto& [dataset, count] : snapshot.source.api_queries_by_dataset) {
+    out.Counter("converge_api_queries_total",
+                "Queries sent to the source's API, by dataset.",
+                {{"dataset", dataset}}, static_cast<double>(count));
+  }
   out.Gauge("converge_api_budget_queries_per_tick",
             "Queries per tick the API budget allows (0: no budget).", {},
             snapshot.source.api_budget_per_tick);
   out.Gauge("converge_api_needed_queries_per_tick",
             "Queries per tick the live and backfill lanes need.", {},
             snapshot.source.api_needed_per_tick);
-  for (const auto& [cause, count] : snapshot.source.failures_by_cause) {
-    out.Counter("converge_fetch_failures_total", "Failed fetches, by cause.",
-                {{"cause", cause}}, static_cast<double>(count));
+  for (const auto& [key, count] : snapshot.source.failures) {
+    out.Counter("converge_fetch_failures_total",
+                "Failed API calls, by dataset and cause.",
+                {{"dataset", key.first}, {"cause", key.second}},
+                static_cast<double>(count));
   }
 
   // The engine, per shard.

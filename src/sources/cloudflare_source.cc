@@ -17,6 +17,21 @@ namespace converge {
 namespace cloudflare {
 namespace {
 
+// The dataset of the fetch running on this thread, or -1 outside a fetch.
+// Failure counting happens deep inside the query helpers; this lets it
+// attribute failures to a dataset without passing it to every call.
+thread_local int t_fetch_dataset = -1;
+
+class FetchDatasetScope {
+ public:
+  explicit FetchDatasetScope(Dataset dataset) {
+    t_fetch_dataset = static_cast<int>(dataset);
+  }
+  ~FetchDatasetScope() { t_fetch_dataset = -1; }
+  FetchDatasetScope(const FetchDatasetScope&) = delete;
+  FetchDatasetScope& operator=(const FetchDatasetScope&) = delete;
+};
+
 constexpr absl::Duration kMinute = absl::Minutes(1);
 
 // Characters of a server's error text kept in a status message.
@@ -277,6 +292,14 @@ CloudflareStats CloudflareSource::cloudflare_stats() const {
   for (int index = 0; index < kFailureCauseCount; ++index) {
     stats.failures[index] = failures_[index].load(std::memory_order_relaxed);
   }
+  for (int dataset = 0; dataset < kDatasetCount; ++dataset) {
+    stats.queries_by_dataset[dataset] =
+        queries_by_dataset_[dataset].load(std::memory_order_relaxed);
+    for (int cause = 0; cause < kFailureCauseCount; ++cause) {
+      stats.failures_by_dataset[dataset][cause] =
+          failures_by_dataset_[dataset][cause].load(std::memory_order_relaxed);
+    }
+  }
   return stats;
 }
 
@@ -350,11 +373,27 @@ converge::SourceStats CloudflareSource::Stats() const {
       budget_.live_per_tick +
       std::min<double>(budget_.backfill_per_tick,
                        budget_.backfill_allowed_per_tick);
+  for (int dataset = 0; dataset < kDatasetCount; ++dataset) {
+    stats.api_queries_by_dataset[std::string(
+        DatasetName(static_cast<Dataset>(dataset)))] =
+        cloudflare.queries_by_dataset[dataset];
+  }
   for (int i = 0; i < kFailureCauseCount; ++i) {
     const auto cause = static_cast<FailureCause>(i);
-    if (cloudflare.failures_of(cause) > 0) {
-      stats.failures_by_cause[std::string(FailureCauseName(cause))] =
-          cloudflare.failures_of(cause);
+    const std::string cause_name(FailureCauseName(cause));
+    uint64_t in_fetches = 0;
+    for (int dataset = 0; dataset < kDatasetCount; ++dataset) {
+      const uint64_t count = cloudflare.failures_by_dataset[dataset][i];
+      in_fetches += count;
+      if (count > 0) {
+        stats.failures[{std::string(DatasetName(static_cast<Dataset>(dataset))),
+                        cause_name}] = count;
+      }
+    }
+    // Failures outside a fetch, such as listing the zones.
+    if (cloudflare.failures_of(cause) > in_fetches) {
+      stats.failures[{"none", cause_name}] =
+          cloudflare.failures_of(cause) - in_fetches;
     }
   }
   return stats;
@@ -403,6 +442,7 @@ absl::Status CloudflareSource::Fetch(const FetchTask& task,
                      " does not exist (", partitions_.size(), " partitions)"));
   }
   const Partition& partition = partitions_[task.partition];
+  const FetchDatasetScope dataset_scope(partition.dataset);
 
   // A rate-limit pause stops every fetcher, and the lanes retry later.
   if (const absl::Duration left = gate_.Remaining();
@@ -479,6 +519,8 @@ absl::Status CloudflareSource::QueryRange(Dataset dataset,
       ToAbsl(DatasetName(dataset)), " for ", zones.size(), " zones over [",
       FormatApiTime(start), ", ", FormatApiTime(end), ")");
   queries_.fetch_add(1, std::memory_order_relaxed);
+  queries_by_dataset_[static_cast<size_t>(dataset)].fetch_add(
+      1, std::memory_order_relaxed);
   TransportFailure failure = TransportFailure::kNone;
   absl::StatusOr<HttpResponse> response =
       client_->Post(options_.graphql_url, body, &failure);
@@ -730,6 +772,11 @@ absl::Status CloudflareSource::Fail(FailureCause cause, absl::Status status) {
 
 void CloudflareSource::Count(FailureCause cause) {
   failures_[static_cast<size_t>(cause)].fetch_add(1, std::memory_order_relaxed);
+  if (t_fetch_dataset >= 0) {
+    failures_by_dataset_[static_cast<size_t>(t_fetch_dataset)]
+                        [static_cast<size_t>(cause)]
+                            .fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace cloudflare

@@ -82,6 +82,11 @@ struct CloudflareStats {
   uint64_t zones_left_out = 0;     // zone x dataset pairs put in backoff
   uint64_t free_plan_zones = 0;    // zones without httpRequests1mGroups
   std::array<uint64_t, kFailureCauseCount> failures{};
+  // The same, per dataset, for what fetches sent and where they failed;
+  // failures outside a fetch (the zone listing) are only in `failures`.
+  std::array<uint64_t, kDatasetCount> queries_by_dataset{};
+  std::array<std::array<uint64_t, kFailureCauseCount>, kDatasetCount>
+      failures_by_dataset{};
 
   uint64_t failures_of(FailureCause cause) const {
     return failures[static_cast<size_t>(cause)];
@@ -184,6 +189,10 @@ class CloudflareSource final : public Source {
   std::atomic<uint64_t> zero_filled_{0};
   std::atomic<uint64_t> zones_left_out_{0};
   std::array<std::atomic<uint64_t>, kFailureCauseCount> failures_{};
+  std::array<std::atomic<uint64_t>, kDatasetCount> queries_by_dataset_{};
+  std::array<std::array<std::atomic<uint64_t>, kFailureCauseCount>,
+             kDatasetCount>
+      failures_by_dataset_{};
   uint64_t free_plan_zones_ = 0;  // set during Create()
 
   // Scheduler thread only.
