@@ -168,6 +168,24 @@ TEST_F(HttpServerTest, SlowClientDoesNotBlockOthers) {
   close(stalled);
 }
 
+TEST_F(HttpServerTest, MalformedRequestDoesNotBreakServer) {
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address),
+                    sizeof(address)),
+            0);
+  const char garbage[] = "\x16\x03\x01 NOT HTTP AT ALL\r\n\r\n";
+  ASSERT_GT(write(client, garbage, sizeof(garbage) - 1), 0);
+  close(client);
+
+  EXPECT_EQ(Get(server_->port(), "/healthz").status, 200);
+  EXPECT_EQ(Get(server_->port(), "/metrics").status, 200);
+}
+
 TEST(ListenAddressTest, ParsesHostAndPort) {
   absl::StatusOr<std::pair<std::string, int>> address =
       ParseListenAddress("127.0.0.1:9464");
