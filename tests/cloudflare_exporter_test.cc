@@ -63,12 +63,7 @@ struct RunResult {
 class CloudflareExporterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           absl::StrCat(
-               "converge-cloudflare-test-", getpid(), "-",
-               ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = harness::MakeTestDir("converge-cloudflare-test");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -36,13 +36,7 @@ const char kFixtures[] = CONVERGE_SOURCE_DIR "/../shared/fixtures/cloudflare-rec
 class ExporterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           absl::StrCat("converge-exporter-test-", getpid(), "-",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = harness::MakeTestDir("converge-exporter-test");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

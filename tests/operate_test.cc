@@ -77,13 +77,7 @@ class OperateTest : public ::testing::Test {
   static void TearDownTestSuite() { curl_global_cleanup(); }
 
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           absl::StrCat("converge-operate-test-", getpid(), "-",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = harness::MakeTestDir("converge-operate-test");
     absl::StatusOr<int> port = harness::PickFreePort();
     ASSERT_TRUE(port.ok()) << port.status();
     port_ = *port;

@@ -52,13 +52,7 @@ std::vector<std::string> Workload() {
 class OutageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           absl::StrCat("converge-outage-test-", getpid(), "-",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = harness::MakeTestDir("converge-outage-test");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -102,7 +96,7 @@ class OutageTest : public ::testing::Test {
         Harness().Start(args, "pushed");
     ASSERT_TRUE(exporter.ok()) << exporter.status();
 
-    // Wait until VictoriaMetrics holds some samples, then break it.
+    // Wait until VictoriaMetrics contains some samples, then break it.
     bool arriving = false;
     for (int i = 0; i < 600 && !arriving; ++i) {
       ASSERT_FALSE((*exporter)->Poll().has_value()) << "exporter ended early";

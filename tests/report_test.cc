@@ -223,13 +223,7 @@ TEST(AnalysisOptionsTest, RejectsInvalidThresholdsAndTtl) {
 class ReportOutputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           absl::StrCat("converge-report-test-", getpid(), "-",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = harness::MakeTestDir("converge-report-test");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -1,12 +1,14 @@
 #include "tests/testing/exporter_harness.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include <gtest/gtest.h>
 #include <simdjson.h>
 
 #include "absl/strings/numbers.h"
@@ -63,6 +65,16 @@ ExporterResult ExporterHarness::Run(const std::vector<std::string>& args,
     return result;
   }
   return Finish(**process, tag);
+}
+
+std::filesystem::path MakeTestDir(const std::string& prefix) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      absl::StrCat(prefix, "-", getpid(), "-",
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 std::string ReadFile(const std::filesystem::path& path) {

@@ -55,6 +55,10 @@ class ExporterHarness {
   const std::filesystem::path dir_;
 };
 
+// Returns an empty folder <temp>/<prefix>-<pid>-<test name> for the running
+// GoogleTest test, removing what an earlier run left there.
+std::filesystem::path MakeTestDir(const std::string& prefix);
+
 std::string ReadFile(const std::filesystem::path& path);
 
 // The non-empty lines of `path`, sorted.
