@@ -136,7 +136,7 @@ TEST_F(DeliveryTest, TooManyRequestsWaitsForRetryAfter) {
   });
   const SinkCounters counters = Deliver([] {});
   EXPECT_EQ(counters.retries, 1u);
-  // Retry-After: 1 asks for a second; retry_max alone would allow 50 ms.
+  // Retry-After: 1 requests a second, but retry_max alone would allow 50 ms.
   EXPECT_GE(counters.retry_wait, absl::Milliseconds(990));
   EXPECT_EQ(counters.delivered, 30u);
   EXPECT_EQ(Points(receiver_.accepted()), Points(samples_));
@@ -180,7 +180,7 @@ TEST_F(DeliveryTest, SilentReceiverTimesOutThenRecovers) {
   receiver_.HoldReplies();
   const SinkCounters counters = Deliver(
       [&] {
-        // Let at least one push time out and be retried, then answer.
+        // Let at least one push time out and be retried, then reply.
         ASSERT_TRUE(WaitFor([&] { return receiver_.requests().size() >= 2; }));
         receiver_.Release();
       },

@@ -239,7 +239,8 @@ TEST_F(EngineTest, LabelOrderMakesOneSeries) {
       SeriesKey::Make("requests", {{"zone", "a"}, {"status", "200"}});
   absl::StatusOr<SeriesKey> ba =
       SeriesKey::Make("requests", {{"status", "200"}, {"zone", "a"}});
-  ASSERT_TRUE(ab.ok() && ba.ok());
+  ASSERT_TRUE(ab.ok());
+  ASSERT_TRUE(ba.ok());
   EXPECT_EQ(Observe(*ab, kBucket, 9), ValueList{});
   EXPECT_EQ(Observe(*ba, kBucket, 9), ValueList{9});
   EXPECT_EQ(engine_->stats().trackers, 1u);

@@ -418,7 +418,7 @@ TEST_F(PipelineTest, BucketClosedPerPartition) {
         RunPipeline(Options(shards, 1), std::make_unique<SplitChunkSource>());
     ASSERT_TRUE(summary.ok()) << summary.status();
     // Partition 1's first observation opens a fresh window even though
-    // partition 0 closed the same bucket a tick earlier; partition 0's second
+    // partition 0 closed the same bucket a tick earlier. Partition 0's second
     // observation of its closed bucket is late.
     const std::vector<Sample> samples = Collected();
     ASSERT_EQ(samples.size(), 2u) << "shards=" << shards;

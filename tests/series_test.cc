@@ -45,7 +45,8 @@ TEST(SeriesKeyTest, EmptyNamesAreInvalid) {
 TEST(SeriesKeyTest, DifferentValuesAreDifferentSeries) {
   absl::StatusOr<SeriesKey> a = SeriesKey::Make("requests", {{"zone", "a"}});
   absl::StatusOr<SeriesKey> b = SeriesKey::Make("requests", {{"zone", "b"}});
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
   EXPECT_FALSE(*a == *b);
 }
 
@@ -53,7 +54,8 @@ TEST(SeriesKeyTest, EncodingKeepsBoundariesBetweenStrings) {
   // Without length prefixes "ab"+"c" and "a"+"bc" would encode alike.
   absl::StatusOr<SeriesKey> a = SeriesKey::Make("m", {{"ab", "c"}});
   absl::StatusOr<SeriesKey> b = SeriesKey::Make("m", {{"a", "bc"}});
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
   EXPECT_FALSE(*a == *b);
 }
 

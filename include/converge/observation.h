@@ -21,7 +21,7 @@ struct Observation {
   uint64_t value = 0;
 };
 
-// Why the engine emitted a sample.
+// The reason the engine emitted a sample.
 enum class SampleCause : uint8_t {
   kStable = 0,   // the value repeated `threshold` times in a row
   kForced = 1,   // the window reached its TTL before the value settled

@@ -68,7 +68,7 @@ struct PipelineOptions {
 // Returns OK, or kInvalidArgument naming the field, the value and the rule.
 absl::Status ValidatePipelineOptions(const PipelineOptions& options);
 
-// What a run did, for the exit summary and tests.
+// Counters of one run, for the exit summary and tests.
 struct PipelineSummary {
   EngineStats engine;               // totals over all shards
   SourceStats source;

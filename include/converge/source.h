@@ -28,7 +28,7 @@
 
 namespace converge {
 
-// Which scheduling lane a fetch belongs to.
+// The scheduling lane of a fetch.
 enum class Lane : uint8_t {
   kLive = 0,      // [now - lookback, now], every tick, uncapped
   kBackfill = 1,  // older data, a capped number of calls per tick

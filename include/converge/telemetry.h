@@ -73,7 +73,7 @@ Histogram MakeCorrectionSizeHistogram();
 
 inline constexpr int kLaneCount = 4;  // the values of `Lane`
 
-// What the fetchers did on one lane.
+// Fetch counts of one lane.
 struct LaneCounters {
   uint64_t fetches_ok = 0;
   uint64_t fetches_failed = 0;

@@ -221,8 +221,8 @@ class Engine::Impl {
                     uint64_t value, std::vector<Sample>* out);
   void ReleaseWindow(int64_t bucket_ms, Window& window, SampleCause cause,
                      std::vector<Sample>* out);
-  // Appends a sample. `tracker` is the state before this push, which tells
-  // whether a different value went out earlier.
+  // Appends a sample. `tracker` is the state before this push, from which
+  // the sample records whether a different value went out earlier.
   void Emit(SeriesId id, int64_t bucket_ms, uint64_t value, SampleCause cause,
             const Tracker& tracker, std::vector<Sample>* out);
 

@@ -54,7 +54,7 @@ struct SinkWorkerOptions {
   bool coalesce_corrections = false;
 };
 
-// Where every sample the worker received went. delivered + rejected +
+// Outcome counts of every sample the worker received. delivered + rejected +
 // undelivered + superseded equals the samples received.
 struct SinkCounters {
   uint64_t delivered = 0;

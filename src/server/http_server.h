@@ -3,8 +3,8 @@
 // sink delivered or had nothing to deliver).
 //
 // The listener runs on cpp-httplib's own threads and only reads snapshots,
-// so a slow or malformed client never blocks the pipeline; read and write
-// timeouts bound how long such a client holds a connection thread.
+// so a slow or malformed client never blocks the pipeline. Read and write
+// timeouts bound how long such a client keeps a connection thread busy.
 //
 // Thread safety: Start() and Stop() from one thread; handlers run on the
 // server's threads and call the snapshot function concurrently.

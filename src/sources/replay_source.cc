@@ -140,7 +140,7 @@ class ReplaySource final : public Source {
     task.lane = Lane::kReplay;
     task.range = {fetch.start, fetch.end};
     // Every recorded fetch covers the same zones, so they share partition 0
-    // and the engine sees one stream; the file is found by its tick.
+    // and the engine gets one stream. The file is found by its tick.
     task.partition = 0;
     task.now = fetch.end;
 
