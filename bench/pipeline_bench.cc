@@ -79,19 +79,19 @@ class W1Source final : public Source {
     return plan;
   }
 
-  absl::Status Fetch(const FetchTask& task,
-                     std::vector<Observation>* out) override {
+  absl::Status Fetch(const FetchTask& task, ObservationBatch* out) override {
     const int tick = static_cast<int>(task.tick);
     const int first_zone = static_cast<int>(task.partition) * kZonesPerTask;
     const int end_zone = std::min(shape_.zones, first_zone + kZonesPerTask);
     ForEachW1Observation(
         shape_, tick, first_zone, end_zone,
         [&](int z, int s, int64_t bucket_ms, uint64_t value) {
-          out->push_back(Observation{
-              fresh_keys_
-                  ? MakeKey(z, s)
-                  : keys_[static_cast<size_t>(z) * shape_.series_per_zone + s],
-              bucket_ms, value});
+          if (fresh_keys_) {
+            out->Add(MakeKey(z, s), bucket_ms, value);
+          } else {
+            out->Add(keys_[static_cast<size_t>(z) * shape_.series_per_zone + s],
+                     bucket_ms, value);
+          }
         });
     return absl::OkStatus();
   }

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "converge/sources.h"
 #include "tests/fake_cloudflare/fake_cloudflare.h"
+#include "testing/fetch_all.h"
 
 namespace converge::cloudflare {
 namespace {
@@ -166,7 +167,7 @@ class CloudflareSourceTest : public ::testing::Test {
   static std::vector<Observation> FetchOk(CloudflareSource& source,
                                           const FetchTask& task) {
     std::vector<Observation> out;
-    absl::Status status = source.Fetch(task, &out);
+    absl::Status status = harness::FetchAll(source, task, &out);
     EXPECT_TRUE(status.ok()) << status;
     return out;
   }
@@ -377,7 +378,7 @@ class CloudflareErrorTest : public CloudflareSourceTest {
 
   absl::Status FetchStatus(uint32_t partition, std::vector<Observation>* out,
                            absl::Time now = kStart + absl::Minutes(10)) {
-    return source_->Fetch(Live(partition, now), out);
+    return harness::FetchAll(*source_, Live(partition, now), out);
   }
 
   uint64_t Failures(FailureCause cause) const {
@@ -694,7 +695,7 @@ TEST_F(CloudflareZeroFillTest, NoZerosAfterAFailedCall) {
   ASSERT_TRUE(source_->NextTick(std::stop_token()).has_value());
   fake_->AddFault(FaultOf(FaultKind::kHttp503));
   std::vector<Observation> out;
-  EXPECT_FALSE(source_->Fetch(Live(0, kStart + absl::Minutes(31)), &out).ok());
+  EXPECT_FALSE(harness::FetchAll(*source_, Live(0, kStart + absl::Minutes(31)), &out).ok());
   EXPECT_TRUE(out.empty());
 }
 
@@ -906,7 +907,7 @@ TEST_F(CloudflareSourceTest, TokenNeverReachesLogsOrStatuses) {
     fake_->AddFault(fault);
     for (uint32_t p = 0; p < source->partitions().size(); ++p) {
       std::vector<Observation> out;
-      messages.emplace_back(source->Fetch(Live(p, now), &out).ToString());
+      messages.emplace_back(harness::FetchAll(*source, Live(p, now), &out).ToString());
     }
     clock_.Advance(absl::Minutes(10));  // past any pause
     now += absl::Minutes(1);
@@ -949,7 +950,7 @@ TEST_F(CloudflareSourceTest, LegacyKeyNeverReachesStatuses) {
   fake_->AddFault(FaultOf(FaultKind::kEchoCredentials));
   std::vector<Observation> out;
   absl::Status status =
-      source->Fetch(Live(0, kStart + absl::Minutes(10)), &out);
+      harness::FetchAll(*source, Live(0, kStart + absl::Minutes(10)), &out);
   EXPECT_FALSE(status.ok());
   EXPECT_FALSE(absl::StrContains(status.message(), "KEY-SECRET-77aa"))
       << status;

@@ -55,8 +55,7 @@ class ScriptedSource : public Source {
     return plan;
   }
 
-  absl::Status Fetch(const FetchTask& task,
-                     std::vector<Observation>* out) override {
+  absl::Status Fetch(const FetchTask& task, ObservationBatch* out) override {
     fetches_.fetch_add(1);
     if (fail_partition_ >= 0 && task.partition == static_cast<uint32_t>(fail_partition_) &&
         task.tick % 3 == 1) {
@@ -67,7 +66,7 @@ class ScriptedSource : public Source {
   }
 
   // The observations of one task, for the reference run.
-  void Append(const FetchTask& task, std::vector<Observation>* out) const {
+  void Append(const FetchTask& task, ObservationBatch* out) const {
     const int64_t now_ms = absl::ToUnixMillis(task.now);
     const int64_t minute = (now_ms - kStartMs) / kMinuteMs;
     for (int64_t m = std::max<int64_t>(0, minute - 9); m <= minute; ++m) {
@@ -82,7 +81,7 @@ class ScriptedSource : public Source {
         if ((task.partition + s + m) % 17 == 0 && age_half_minutes >= 12) {
           value -= 3;
         }
-        out->push_back(Observation{Key(task.partition, s), bucket, value});
+        out->Add(Key(task.partition, s), bucket, value);
       }
     }
   }
@@ -159,10 +158,12 @@ std::vector<Sample> ReferenceRun(const PipelineOptions& options, int zones,
   std::stop_source never;
   while (std::optional<TickPlan> plan = source.NextTick(never.get_token())) {
     for (const FetchTask& task : plan->tasks) {
-      std::vector<Observation> observations;
+      ObservationBatch observations;
       source.Append(task, &observations);
-      for (const Observation& observation : observations) {
-        engine->Ingest(observation, &samples);
+      for (size_t i = 0; i < observations.size(); ++i) {
+        const ObservationView observation = observations[i];
+        engine->Ingest(observation.series, observation.bucket_ms,
+                       observation.value, &samples);
       }
     }
     engine->Expire(plan->now, &samples);
@@ -396,11 +397,10 @@ class SplitChunkSource : public Source {
     return plan;
   }
 
-  absl::Status Fetch(const FetchTask& task,
-                     std::vector<Observation>* out) override {
+  absl::Status Fetch(const FetchTask& task, ObservationBatch* out) override {
     // An hour old: past the 15-minute TTL, so each tick's expiry closes it.
-    out->push_back(Observation{ScriptedSource::Key(task.partition, 0),
-                               kStartMs, 100u + task.partition});
+    out->Add(ScriptedSource::Key(task.partition, 0), kStartMs,
+             100u + task.partition);
     return absl::OkStatus();
   }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "converge/sources.h"
 #include "converge/time_util.h"
+#include "testing/fetch_all.h"
 
 namespace converge {
 namespace {
@@ -94,13 +95,13 @@ TEST_F(ReplayFixtureTest, FetchReturnsRecordedObservations) {
   size_t total = 0;
   for (const TickPlan& plan : ticks) {
     std::vector<Observation> observations;
-    ASSERT_TRUE(source_->Fetch(plan.tasks[0], &observations).ok());
+    ASSERT_TRUE(harness::FetchAll(*source_, plan.tasks[0], &observations).ok());
     total += observations.size();
   }
   EXPECT_EQ(total, 60u);
 
   std::vector<Observation> first;
-  ASSERT_TRUE(source_->Fetch(ticks[0].tasks[0], &first).ok());
+  ASSERT_TRUE(harness::FetchAll(*source_, ticks[0].tasks[0], &first).ok());
   ASSERT_EQ(first.size(), 9u);
   EXPECT_EQ(first[0].series.ToString(),
             R"(cloudflare_zone_requests_total{zone="fixture-recording"})");
@@ -111,7 +112,7 @@ TEST_F(ReplayFixtureTest, FetchReturnsRecordedObservations) {
 TEST_F(ReplayFixtureTest, FetchAppendsToOutput) {
   const std::vector<TickPlan> ticks = AllTicks();
   std::vector<Observation> observations(2);
-  ASSERT_TRUE(source_->Fetch(ticks[0].tasks[0], &observations).ok());
+  ASSERT_TRUE(harness::FetchAll(*source_, ticks[0].tasks[0], &observations).ok());
   EXPECT_EQ(observations.size(), 11u);
 }
 
@@ -120,8 +121,8 @@ TEST_F(ReplayFixtureTest, ConcurrentFetchesMatch) {
   std::vector<Observation> a;
   std::vector<Observation> b;
   {
-    std::jthread first([&] { ASSERT_TRUE(source_->Fetch(ticks[1].tasks[0], &a).ok()); });
-    std::jthread second([&] { ASSERT_TRUE(source_->Fetch(ticks[1].tasks[0], &b).ok()); });
+    std::jthread first([&] { ASSERT_TRUE(harness::FetchAll(*source_, ticks[1].tasks[0], &a).ok()); });
+    std::jthread second([&] { ASSERT_TRUE(harness::FetchAll(*source_, ticks[1].tasks[0], &b).ok()); });
   }
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
@@ -147,7 +148,7 @@ TEST_F(ReplayFixtureTest, UnknownTickFails) {
   task.lane = Lane::kReplay;
   task.tick = 99;
   std::vector<Observation> observations;
-  EXPECT_EQ(source_->Fetch(task, &observations).code(),
+  EXPECT_EQ(harness::FetchAll(*source_, task, &observations).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -238,7 +239,7 @@ TEST_F(ReplayFolderTest, OrdersBySeqNotFileName) {
   std::vector<uint64_t> values;
   while (std::optional<TickPlan> plan = (*source)->NextTick({})) {
     std::vector<Observation> observations;
-    ASSERT_TRUE((*source)->Fetch(plan->tasks[0], &observations).ok());
+    ASSERT_TRUE(harness::FetchAll(**source, plan->tasks[0], &observations).ok());
     ASSERT_EQ(observations.size(), 1u);
     values.push_back(observations[0].value);
   }

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "converge/sources.h"
+#include "testing/fetch_all.h"
 
 namespace converge {
 namespace {
@@ -61,7 +62,7 @@ FetchTask BucketTask(uint32_t partition, absl::Time bucket,
 
 std::vector<Observation> Fetch(Source& source, const FetchTask& task) {
   std::vector<Observation> observations;
-  const absl::Status status = source.Fetch(task, &observations);
+  const absl::Status status = harness::FetchAll(source, task, &observations);
   EXPECT_TRUE(status.ok()) << status;
   return observations;
 }
@@ -251,7 +252,7 @@ TEST(SimSourceTest, UnknownPartitionFails) {
   std::unique_ptr<Source> source = MakeSource(BaseOptions());
   std::vector<Observation> observations;
   const absl::Status status =
-      source->Fetch(LiveTask(2, kStart + absl::Minutes(5)), &observations);
+      harness::FetchAll(*source, LiveTask(2, kStart + absl::Minutes(5)), &observations);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
 }
 

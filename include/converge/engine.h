@@ -76,26 +76,6 @@ struct PreparedObservation {
   uint64_t value = 0;
 };
 
-// A series key given as its canonical encoding (the bytes
-// SeriesKey::encoded() returns) and StableHash() of those bytes. The bytes
-// stay owned by the caller and must outlive the call that receives the view.
-// The engine copies them when the series is new to it.
-struct SeriesKeyView {
-  std::string_view encoded;
-  uint64_t hash = 0;
-
-  static SeriesKeyView Of(const SeriesKey& key) {
-    return SeriesKeyView{key.encoded(), key.hash()};
-  }
-};
-
-// An observation whose series key stays owned by the caller.
-struct ObservationView {
-  SeriesKeyView series;
-  int64_t bucket_ms = 0;  // bucket start, Unix milliseconds, UTC
-  uint64_t value = 0;
-};
-
 class Engine {
  public:
   // Returns kInvalidArgument when `options` fails ValidateEngineOptions().

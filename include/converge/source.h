@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "converge/observation.h"
+#include "converge/observation_batch.h"
 
 namespace converge {
 
@@ -97,8 +98,7 @@ class Source {
   // `out`. A failed fetch returns a non-OK status and its observations are
   // discarded: failed fetches are not observations. kUnavailable marks a
   // failure worth retrying on a later tick.
-  virtual absl::Status Fetch(const FetchTask& task,
-                             std::vector<Observation>* out) = 0;
+  virtual absl::Status Fetch(const FetchTask& task, ObservationBatch* out) = 0;
 
   // Scheduler thread only. Reports how a task planned by NextTick() ended.
   // Called once per task, before the NextTick() that follows the task's tick.

@@ -1,5 +1,8 @@
 // What travels on the pipeline's queues.
 //
+// Observations travel in batches: a fetcher routes a fetch's observations
+// into one ObservationBatch per shard and sends each batch as one message.
+//
 // A shard learns that a tick is complete without relying on any order across
 // producers: every fetcher sends, per task and per shard, a kTaskDone marker
 // carrying how many observations of that task it routed to the shard, and
@@ -15,24 +18,24 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "converge/observation.h"
+#include "converge/observation_batch.h"
 
 namespace converge {
 
 struct ShardMessage {
   enum class Kind : uint8_t {
-    kObservation,  // `observation` belongs to `tick`
-    kTaskDone,     // a task of `tick` routed `count` observations here
-    kTickStart,    // `tick` has `count` tasks and expires at `now`
-    kFinish,       // no tick at or after `tick` will come; flush and stop
+    kObservations,  // `batch` holds observations of `tick`
+    kTaskDone,      // a task of `tick` routed `count` observations here
+    kTickStart,     // `tick` has `count` tasks and expires at `now`
+    kFinish,        // no tick at or after `tick` will come; flush and stop
   };
 
-  Kind kind = Kind::kObservation;
+  Kind kind = Kind::kObservations;
   uint64_t tick = 0;
-  uint32_t partition = 0;  // kObservation, kTaskDone: the task's partition
+  uint32_t partition = 0;  // kObservations, kTaskDone: the task's partition
   uint64_t count = 0;
   absl::Time now;
-  Observation observation;
+  std::unique_ptr<ObservationBatch> batch;
   // kTaskDone: the distinct buckets the whole task returned, shared by the
   // markers of every shard. Each shard opens these windows even where none
   // of its series had data, so "already closed" means the same on every

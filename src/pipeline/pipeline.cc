@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/clock.h"
 #include "core/log_rate_limiter.h"
+#include "pipeline/batch_pool.h"
 #include "pipeline/bounded_queue.h"
 #include "pipeline/messages.h"
 #include "pipeline/shard_worker.h"
@@ -28,8 +29,18 @@ namespace {
 // buffers for a tick that is not current yet to one tick.
 constexpr uint64_t kTicksInFlight = 2;
 
-// Observations a fetcher routes to one shard before handing them over.
+// Observations a fetcher routes to one shard before handing them over as one
+// message.
 constexpr size_t kRouteBatch = 4096;
+
+// Idle batches the pool keeps per shard and fetcher.
+constexpr size_t kIdleBatchesPerThread = 8;
+
+// Converts the shard queue's bound from observations to messages: whole
+// batches, plus one slot for a marker.
+size_t ShardQueueMessages(size_t observations) {
+  return (observations + kRouteBatch - 1) / kRouteBatch + 1;
+}
 
 // A unit of work for the fetchers. With `exit` set, the fetcher returns.
 struct FetchWork {
@@ -53,6 +64,8 @@ class Pipeline::Impl {
         source_(std::move(source)),
         sink_(std::move(sink)),
         progress_(options.shards),
+        batch_pool_(kIdleBatchesPerThread *
+                    static_cast<size_t>(options.shards + options.fetchers)),
         tasks_(1 << 20),
         results_(1 << 20) {
     // Every worker exists before Run() starts a thread and until the Impl is
@@ -69,8 +82,8 @@ class Pipeline::Impl {
     for (int i = 0; i < options_.shards; ++i) {
       // Pipeline::Create() validated the engine options the shards use.
       shards_.push_back(std::make_unique<ShardWorker>(
-          i, options_.engine, options_.shard_queue_capacity,
-          &sink_worker_->queue(), &progress_));
+          i, options_.engine, ShardQueueMessages(options_.shard_queue_capacity),
+          &sink_worker_->queue(), &progress_, &batch_pool_));
     }
   }
 
@@ -83,8 +96,11 @@ class Pipeline::Impl {
   struct FetcherContext {
     std::vector<BoundedQueue<ShardMessage>::ProducerToken> shard_tokens;
     std::optional<BoundedQueue<TaskResult>::ProducerToken> result_token;
-    std::vector<std::vector<ShardMessage>> routed;  // per shard
-    std::vector<Observation> observations;
+    ObservationBatch fetched;
+    // Per shard: the batch being filled and the messages ready to send.
+    std::vector<std::unique_ptr<ObservationBatch>> filling;
+    std::vector<std::vector<ShardMessage>> routed;
+    std::vector<uint64_t> routed_count;
   };
 
   void RunFetcher();
@@ -103,6 +119,7 @@ class Pipeline::Impl {
   std::vector<std::unique_ptr<ShardWorker>> shards_;
 
   TickProgress progress_;
+  BatchPool batch_pool_;
   BoundedQueue<FetchWork> tasks_;
   BoundedQueue<TaskResult> results_;
 
@@ -145,7 +162,9 @@ void Pipeline::Impl::RunFetcher() {
   for (auto& shard : shards_) {
     context.shard_tokens.push_back(shard->queue().MakeProducerToken());
   }
+  context.filling.resize(shards_.size());
   context.routed.resize(shards_.size());
+  context.routed_count.resize(shards_.size());
 
   while (true) {
     FetchWork work;
@@ -158,13 +177,13 @@ void Pipeline::Impl::RunFetcher() {
 void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
   // Once stopping, queued tasks are skipped: nothing new is fetched, but the
   // markers below still go out so every shard can complete the tick.
-  std::vector<Observation>& observations = context.observations;
+  ObservationBatch& fetched = context.fetched;
   absl::Status status = absl::CancelledError("stopping before fetch");
-  observations.clear();
+  fetched.Clear();
   if (!stop_.stop_requested()) {
-    status = source_->Fetch(task, &observations);
+    status = source_->Fetch(task, &fetched);
     if (!status.ok()) {
-      observations.clear();  // a failed fetch is not an observation
+      fetched.Clear();  // a failed fetch is not an observation
       uint64_t suppressed = 0;
       if (fetch_error_log_.Allow(&suppressed)) {
         spdlog::error(
@@ -176,22 +195,36 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     }
   }
 
-  // Route by the stable series hash, in fetch order, and note the buckets.
+  // Route by the stable series hash, in fetch order, into one batch per
+  // shard, and note the buckets. Consecutive observations usually share a
+  // bucket, so the set is only consulted when the bucket changes.
   const size_t shard_count = shards_.size();
-  std::vector<uint64_t> routed_count(shard_count, 0);
+  std::fill(context.routed_count.begin(), context.routed_count.end(), 0);
   absl::flat_hash_set<int64_t> bucket_set;
-  for (Observation& observation : observations) {
-    bucket_set.insert(observation.bucket_ms);
-    const size_t shard = observation.series.hash() % shard_count;
-    std::vector<ShardMessage>& routed = context.routed[shard];
+  int64_t last_bucket = 0;
+  auto seal = [&](size_t shard) {
     ShardMessage message;
-    message.kind = ShardMessage::Kind::kObservation;
+    message.kind = ShardMessage::Kind::kObservations;
     message.tick = task.tick;
     message.partition = task.partition;
-    message.observation = std::move(observation);
-    routed.push_back(std::move(message));
-    ++routed_count[shard];
-    if (routed.size() >= kRouteBatch) {
+    message.batch = std::move(context.filling[shard]);
+    context.routed[shard].push_back(std::move(message));
+  };
+  for (size_t i = 0; i < fetched.size(); ++i) {
+    const ObservationView observation = fetched[i];
+    if (i == 0 || observation.bucket_ms != last_bucket) {
+      bucket_set.insert(observation.bucket_ms);
+      last_bucket = observation.bucket_ms;
+    }
+    const size_t shard =
+        shard_count == 1 ? 0 : observation.series.hash % shard_count;
+    std::unique_ptr<ObservationBatch>& filling = context.filling[shard];
+    if (filling == nullptr) filling = batch_pool_.Take();
+    filling->Add(observation);
+    ++context.routed_count[shard];
+    if (filling->size() >= kRouteBatch) {
+      seal(shard);
+      std::vector<ShardMessage>& routed = context.routed[shard];
       shards_[shard]->queue().PushBulk(context.shard_tokens[shard],
                                        routed.data(), routed.size());
       routed.clear();
@@ -203,12 +236,13 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
 
   // Every shard gets the task's marker after its observations.
   for (size_t shard = 0; shard < shard_count; ++shard) {
+    if (context.filling[shard] != nullptr) seal(shard);
     std::vector<ShardMessage>& routed = context.routed[shard];
     ShardMessage marker;
     marker.kind = ShardMessage::Kind::kTaskDone;
     marker.tick = task.tick;
     marker.partition = task.partition;
-    marker.count = routed_count[shard];
+    marker.count = context.routed_count[shard];
     marker.buckets = buckets;
     routed.push_back(std::move(marker));
     shards_[shard]->queue().PushBulk(context.shard_tokens[shard],
@@ -216,10 +250,9 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     routed.clear();
   }
 
-  observations_fetched_.fetch_add(observations.size(),
-                                  std::memory_order_relaxed);
+  observations_fetched_.fetch_add(fetched.size(), std::memory_order_relaxed);
   AtomicLaneCounters& lane = lane_counters_[static_cast<size_t>(task.lane)];
-  lane.observations.fetch_add(observations.size(), std::memory_order_relaxed);
+  lane.observations.fetch_add(fetched.size(), std::memory_order_relaxed);
   if (status.ok()) {
     lane.fetches_ok.fetch_add(1, std::memory_order_relaxed);
   } else if (status.code() == absl::StatusCode::kCancelled) {
@@ -228,7 +261,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     lane.fetches_failed.fetch_add(1, std::memory_order_relaxed);
   }
   results_.Push(*context.result_token,
-                TaskResult{task, std::move(status), observations.size()});
+                TaskResult{task, std::move(status), fetched.size()});
 }
 
 uint64_t Pipeline::Impl::Schedule(

@@ -26,11 +26,12 @@ bool SeriesThenTime(const Sample& a, const Sample& b) {
 ShardWorker::ShardWorker(int index, const EngineOptions& engine_options,
                          size_t queue_capacity,
                          BoundedQueue<Sample>* sink_queue,
-                         TickProgress* progress)
+                         TickProgress* progress, BatchPool* pool)
     : index_(index),
       engine_options_(engine_options),
       sink_queue_(sink_queue),
       progress_(progress),
+      pool_(pool),
       queue_(queue_capacity) {}
 
 Engine& ShardWorker::EngineFor(uint32_t partition) {
@@ -63,7 +64,7 @@ void ShardWorker::Run() {
     const size_t count = queue_.PopBulk(consumer, batch.data(), batch.size());
     for (size_t i = 0; i < count; ++i) {
       Handle(batch[i]);
-      batch[i] = ShardMessage();  // release keys and bucket lists now
+      batch[i] = ShardMessage();  // release bucket lists now
     }
 
     while (CurrentTickComplete()) CompleteCurrentTick();
@@ -106,14 +107,12 @@ void ShardWorker::Handle(ShardMessage& message) {
 
   TickState& tick = ticks_[message.tick];
   switch (message.kind) {
-    case ShardMessage::Kind::kObservation:
-      ++tick.received;
+    case ShardMessage::Kind::kObservations:
+      tick.received += message.batch->size();
       if (message.tick == current_tick_) {
-        EngineFor(message.partition)
-            .Ingest(message.observation, &pending_samples_);
+        Ingest(message.partition, std::move(message.batch));
       } else {
-        tick.early.emplace_back(message.partition,
-                                std::move(message.observation));
+        tick.early.emplace_back(message.partition, std::move(message.batch));
       }
       break;
     case ShardMessage::Kind::kTaskDone:
@@ -161,17 +160,29 @@ void ShardWorker::CompleteCurrentTick() {
   Publish();
   progress_->MarkCompleted(index_, current_tick_);
 
-  // Observations of the new current tick that came early are ingested now,
-  // in the order they arrived.
+  // Batches of the new current tick that came early are ingested now, in
+  // the order they arrived.
   auto next = ticks_.find(current_tick_);
   if (next != ticks_.end()) {
-    std::vector<std::pair<uint32_t, Observation>> early =
+    std::vector<std::pair<uint32_t, std::unique_ptr<ObservationBatch>>> early =
         std::move(next->second.early);
     next->second.early.clear();
-    for (const auto& [partition, observation] : early) {
-      EngineFor(partition).Ingest(observation, &pending_samples_);
+    for (auto& [partition, batch] : early) {
+      Ingest(partition, std::move(batch));
     }
   }
+}
+
+void ShardWorker::Ingest(uint32_t partition,
+                         std::unique_ptr<ObservationBatch> batch) {
+  Engine& engine = EngineFor(partition);
+  const size_t size = batch->size();
+  for (size_t i = 0; i < size; ++i) {
+    const ObservationView observation = (*batch)[i];
+    engine.Ingest(observation.series, observation.bucket_ms, observation.value,
+                  &pending_samples_);
+  }
+  pool_->Give(std::move(batch));
 }
 
 void ShardWorker::SendSamples() {

@@ -256,18 +256,17 @@ absl::StatusOr<ConvergenceReport> AnalyzeSource(
   uint64_t fetches_ok = 0;
   uint64_t fetches_failed = 0;
   std::vector<Observation> tick_observations;
-  std::vector<Observation> task_observations;
+  ObservationBatch task_observations;
   // A default std::stop_token never requests a stop: the loop ends when the
   // source's input does.
   while (std::optional<TickPlan> plan = source.NextTick(std::stop_token())) {
     tick_observations.clear();
     for (const FetchTask& task : plan->tasks) {
-      task_observations.clear();
+      task_observations.Clear();
       const absl::Status status = source.Fetch(task, &task_observations);
       if (status.ok()) {
         ++fetches_ok;
-        std::move(task_observations.begin(), task_observations.end(),
-                  std::back_inserter(tick_observations));
+        task_observations.AppendTo(&tick_observations);
       } else {
         // Only the first failure is logged; the total is logged at the end.
         if (fetches_failed == 0) {

@@ -435,7 +435,7 @@ void CloudflareSource::LogBackfillProgress() {
 // --- Fetching (any fetcher thread) ------------------------------------------
 
 absl::Status CloudflareSource::Fetch(const FetchTask& task,
-                                     std::vector<Observation>* out) {
+                                     ObservationBatch* out) {
   if (task.partition >= partitions_.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cloudflare fetch: partition ", task.partition,
@@ -499,8 +499,9 @@ absl::Status CloudflareSource::Fetch(const FetchTask& task,
     known_statuses_.Record(input_zones[i]->id, partition.dataset,
                            outputs[i].seen);
     zero_filled_.fetch_add(outputs[i].zero_filled, std::memory_order_relaxed);
-    std::move(outputs[i].observations.begin(), outputs[i].observations.end(),
-              std::back_inserter(*out));
+    for (const Observation& observation : outputs[i].observations) {
+      out->Add(observation);
+    }
   }
   return absl::OkStatus();
 }

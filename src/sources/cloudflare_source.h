@@ -114,7 +114,7 @@ class CloudflareSource final : public Source {
   std::string_view name() const override { return "cloudflare"; }
   std::optional<TickPlan> NextTick(std::stop_token stop) override;
   absl::Status Fetch(const FetchTask& task,
-                     std::vector<Observation>* out) override;
+                     ObservationBatch* out) override;
   void OnTaskDone(const FetchTask& task, const absl::Status& status) override;
   converge::SourceStats Stats() const override;
 

@@ -152,16 +152,15 @@ class ReplaySource final : public Source {
     return plan;
   }
 
-  absl::Status Fetch(const FetchTask& task,
-                     std::vector<Observation>* out) override {
+  absl::Status Fetch(const FetchTask& task, ObservationBatch* out) override {
     if (task.tick >= fetches_.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "replay fetch: tick ", task.tick, " has no recorded fetch (",
           fetches_.size(), " recorded fetches)"));
     }
-    const std::vector<Observation>& observations =
-        fetches_[task.tick].observations;
-    out->insert(out->end(), observations.begin(), observations.end());
+    for (const Observation& observation : fetches_[task.tick].observations) {
+      out->Add(observation);
+    }
     return absl::OkStatus();
   }
 

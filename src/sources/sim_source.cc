@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "converge/sources.h"
+#include "core/series_encoder.h"
 
 namespace converge {
 namespace {
@@ -227,8 +228,7 @@ class SimSource final : public Source {
   std::string_view name() const override { return "sim"; }
 
   std::optional<TickPlan> NextTick(std::stop_token stop) override;
-  absl::Status Fetch(const FetchTask& task,
-                     std::vector<Observation>* out) override;
+  absl::Status Fetch(const FetchTask& task, ObservationBatch* out) override;
   void OnTaskDone(const FetchTask& task, const absl::Status& status) override;
   SourceStats Stats() const override {
     return {planner_.backfill_chunks_total(), planner_.backfill_chunks_done(),
@@ -309,8 +309,7 @@ std::vector<int64_t> SimSource::BucketsOf(const FetchTask& task) const {
   return minutes;
 }
 
-absl::Status SimSource::Fetch(const FetchTask& task,
-                              std::vector<Observation>* out) {
+absl::Status SimSource::Fetch(const FetchTask& task, ObservationBatch* out) {
   if (task.partition >= partitions_) {
     return absl::InvalidArgumentError(
         absl::StrCat("sim fetch: zone group ", task.partition,
@@ -322,35 +321,37 @@ absl::Status SimSource::Fetch(const FetchTask& task,
   const uint64_t end_zone = std::min<uint64_t>(
       options_.zones, first_zone + options_.zones_per_query);
   const std::vector<int64_t> minutes = BucketsOf(task);
-  out->reserve(out->size() + static_cast<size_t>(end_zone - first_zone) *
-                                 slots_.size() * minutes.size());
+  const size_t series =
+      static_cast<size_t>(end_zone - first_zone) * slots_.size();
+  out->Reserve(series * minutes.size(), series * minutes.size() * 64);
 
-  // Build each series key once, then emit it for every bucket.
+  // Encode each series key once, then emit it for every bucket.
+  SeriesEncoder encoder;
   for (auto zone = static_cast<uint32_t>(first_zone); zone < end_zone;
        ++zone) {
     const std::string zone_name = absl::StrCat("zone-", zone);
     for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
-      std::vector<std::pair<std::string_view, std::string_view>> labels = {
-          {"zone", zone_name}};
+      std::array<SeriesEncoder::LabelView, 3> labels;
+      size_t label_count = 0;
+      labels[label_count++] = {"zone", zone_name};
       if (!slots_[slot].label.empty()) {
-        labels.emplace_back(slots_[slot].label, slots_[slot].value);
+        labels[label_count++] = {slots_[slot].label, slots_[slot].value};
       }
       if (!slots_[slot].region.empty()) {
-        labels.emplace_back("region", slots_[slot].region);
+        labels[label_count++] = {"region", slots_[slot].region};
       }
-      absl::StatusOr<SeriesKey> key =
-          SeriesKey::FromViews(slots_[slot].name, std::move(labels));
+      absl::StatusOr<SeriesKeyView> key = encoder.Encode(
+          slots_[slot].name,
+          std::span<const SeriesEncoder::LabelView>(labels.data(),
+                                                    label_count));
       if (!key.ok()) return key.status();
 
       for (int64_t minute : minutes) {
-        Observation observation;
-        observation.series = *key;
-        observation.bucket_ms = minute * 60000;
-        observation.value =
-            ValueAt(zone, slot, minute, task.now - MinuteStart(minute));
-        out->push_back(std::move(observation));
+        out->Add(*key, minute * 60000,
+                 ValueAt(zone, slot, minute, task.now - MinuteStart(minute)));
       }
     }
+    encoder.Clear();
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,54 @@
+// Recycles observation batches between the fetchers that fill them and the
+// shards that ingest them.
+//
+// A fetcher routes a fetch's observations into one batch per shard, and the
+// shard hands the batch back here once its observations are ingested. The
+// next fetch reuses the batch's buffers, so a steady pipeline stops
+// allocating once every batch in flight has grown to its working size. The
+// pool keeps at most `capacity` idle batches and frees the rest.
+//
+// Thread safety: Take() and Give() may be called from any thread.
+
+#ifndef CONVERGE_PIPELINE_BATCH_POOL_H_
+#define CONVERGE_PIPELINE_BATCH_POOL_H_
+
+#include <cstddef>
+#include <memory>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include "converge/observation_batch.h"
+
+namespace converge {
+
+class BatchPool {
+ public:
+  explicit BatchPool(size_t capacity) : capacity_(capacity) {}
+
+  BatchPool(const BatchPool&) = delete;
+  BatchPool& operator=(const BatchPool&) = delete;
+
+  // An empty batch: an idle one when there is one, else a new one.
+  std::unique_ptr<ObservationBatch> Take() {
+    std::unique_ptr<ObservationBatch> batch;
+    if (idle_.try_dequeue(batch)) return batch;
+    return std::make_unique<ObservationBatch>();
+  }
+
+  // Empties `batch` and keeps it for a later Take(), unless the pool already
+  // holds `capacity` batches (approximately: the count may lag behind
+  // concurrent calls).
+  void Give(std::unique_ptr<ObservationBatch> batch) {
+    if (batch == nullptr || idle_.size_approx() >= capacity_) return;
+    batch->Clear();
+    idle_.enqueue(std::move(batch));
+  }
+
+ private:
+  const size_t capacity_;
+  moodycamel::ConcurrentQueue<std::unique_ptr<ObservationBatch>> idle_;
+};
+
+}  // namespace converge
+
+#endif  // CONVERGE_PIPELINE_BATCH_POOL_H_
