@@ -10,16 +10,14 @@ namespace {
 // Messages taken from the queue per wakeup.
 constexpr size_t kPopBatch = 1024;
 
-// Orders samples by series, then timestamp. The stable hash decides first
-// because comparing it is cheaper than comparing encodings; equal hashes fall
-// back to the encoding, so distinct series never tie.
-bool SeriesThenTime(const Sample& a, const Sample& b) {
-  if (a.series.hash() != b.series.hash()) {
-    return a.series.hash() < b.series.hash();
-  }
-  if (!(a.series == b.series)) return a.series < b.series;
-  return a.timestamp_ms < b.timestamp_ms;
-}
+// A sample's place in the per-tick order: by series, then timestamp, then
+// arrival. Sorting these small records and then moving each sample once is
+// cheaper than sorting the samples themselves.
+struct SampleOrder {
+  uint64_t hash;
+  int64_t timestamp_ms;
+  uint32_t index;  // position in the shard's pending samples
+};
 
 }  // namespace
 
@@ -201,10 +199,37 @@ void ShardWorker::SendSamples() {
     }
   }
 
-  std::stable_sort(pending_samples_.begin(), pending_samples_.end(),
-                   SeriesThenTime);
-  sink_queue_->PushBulk(*sink_token_, pending_samples_.data(),
-                        pending_samples_.size());
+  // Order by series, then timestamp. The stable hash decides first because
+  // comparing it is cheaper than comparing encodings; equal hashes fall back
+  // to the encoding, so distinct series never tie. Equal (series, timestamp)
+  // pairs keep their arrival order.
+  std::vector<SampleOrder> order;
+  order.reserve(pending_samples_.size());
+  for (size_t i = 0; i < pending_samples_.size(); ++i) {
+    order.push_back(SampleOrder{pending_samples_[i].series.hash(),
+                                pending_samples_[i].timestamp_ms,
+                                static_cast<uint32_t>(i)});
+  }
+  std::sort(order.begin(), order.end(),
+            [this](const SampleOrder& a, const SampleOrder& b) {
+              if (a.hash != b.hash) return a.hash < b.hash;
+              const SeriesKey& a_series = pending_samples_[a.index].series;
+              const SeriesKey& b_series = pending_samples_[b.index].series;
+              if (!(a_series == b_series)) return a_series < b_series;
+              if (a.timestamp_ms != b.timestamp_ms) {
+                return a.timestamp_ms < b.timestamp_ms;
+              }
+              return a.index < b.index;
+            });
+  sorted_samples_.clear();
+  sorted_samples_.reserve(pending_samples_.size());
+  for (const SampleOrder& entry : order) {
+    sorted_samples_.push_back(std::move(pending_samples_[entry.index]));
+  }
+
+  sink_queue_->PushBulk(*sink_token_, sorted_samples_.data(),
+                        sorted_samples_.size());
+  sorted_samples_.clear();
   samples_sent_ += pending_samples_.size();
   pending_samples_.clear();
 }
