@@ -66,6 +66,11 @@ class ObservationBatch {
         entry.bucket_ms, entry.value};
   }
 
+  // The key hash and the bucket of observation `i`, without building a view.
+  // REQUIRES: i < size().
+  uint64_t hash(size_t i) const { return entries_[i].hash; }
+  int64_t bucket_ms(size_t i) const { return entries_[i].bucket_ms; }
+
   // Observation `i` with a key of its own. For tests and slow paths.
   Observation ToObservation(size_t i) const {
     const ObservationView view = (*this)[i];

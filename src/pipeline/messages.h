@@ -1,7 +1,9 @@
 // What travels on the pipeline's queues.
 //
-// Observations travel in batches: a fetcher routes a fetch's observations
-// into one ObservationBatch per shard and sends each batch as one message.
+// Observations travel by reference: a fetcher shares the batch a fetch
+// filled with every shard and sends each shard the positions of its own
+// observations in it, up to a few thousand per message. The batch goes back
+// to the pool once the last shard is done with it.
 //
 // A shard learns that a tick is complete without relying on any order across
 // producers: every fetcher sends, per task and per shard, a kTaskDone marker
@@ -24,7 +26,7 @@ namespace converge {
 
 struct ShardMessage {
   enum class Kind : uint8_t {
-    kObservations,  // `batch` holds observations of `tick`
+    kObservations,  // `positions` in `batch` are observations of `tick`
     kTaskDone,      // a task of `tick` routed `count` observations here
     kTickStart,     // `tick` has `count` tasks and expires at `now`
     kFinish,        // no tick at or after `tick` will come; flush and stop
@@ -35,7 +37,8 @@ struct ShardMessage {
   uint32_t partition = 0;  // kObservations, kTaskDone: the task's partition
   uint64_t count = 0;
   absl::Time now;
-  std::unique_ptr<ObservationBatch> batch;
+  std::shared_ptr<const ObservationBatch> batch;
+  std::vector<uint32_t> positions;
   // kTaskDone: the distinct buckets the whole task returned, shared by the
   // markers of every shard. Each shard opens these windows even where none
   // of its series had data, so "already closed" means the same on every

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/log_rate_limiter.h"
 #include "pipeline/batch_pool.h"
@@ -33,11 +35,11 @@ constexpr uint64_t kTicksInFlight = 2;
 // message.
 constexpr size_t kRouteBatch = 4096;
 
-// Idle batches the pool keeps per shard and fetcher.
-constexpr size_t kIdleBatchesPerThread = 8;
+// Idle batches the pool keeps per fetcher.
+constexpr size_t kIdleBatchesPerFetcher = 8;
 
 // Converts the shard queue's bound from observations to messages: whole
-// batches, plus one slot for a marker.
+// messages, plus one slot for a marker.
 size_t ShardQueueMessages(size_t observations) {
   return (observations + kRouteBatch - 1) / kRouteBatch + 1;
 }
@@ -63,9 +65,9 @@ class Pipeline::Impl {
       : options_(options),
         source_(std::move(source)),
         sink_(std::move(sink)),
+        batch_pool_(kIdleBatchesPerFetcher *
+                    static_cast<size_t>(options.fetchers)),
         progress_(options.shards),
-        batch_pool_(kIdleBatchesPerThread *
-                    static_cast<size_t>(options.shards + options.fetchers)),
         tasks_(1 << 20),
         results_(1 << 20) {
     // Every worker exists before Run() starts a thread and until the Impl is
@@ -83,7 +85,7 @@ class Pipeline::Impl {
       // Pipeline::Create() validated the engine options the shards use.
       shards_.push_back(std::make_unique<ShardWorker>(
           i, options_.engine, ShardQueueMessages(options_.shard_queue_capacity),
-          &sink_worker_->queue(), &progress_, &batch_pool_));
+          &sink_worker_->queue(), &progress_));
     }
   }
 
@@ -96,9 +98,9 @@ class Pipeline::Impl {
   struct FetcherContext {
     std::vector<BoundedQueue<ShardMessage>::ProducerToken> shard_tokens;
     std::optional<BoundedQueue<TaskResult>::ProducerToken> result_token;
-    ObservationBatch fetched;
-    // Per shard: the batch being filled and the messages ready to send.
-    std::vector<std::unique_ptr<ObservationBatch>> filling;
+    // Per shard: the positions being collected, the messages ready to send,
+    // and the observations routed for the current task.
+    std::vector<std::vector<uint32_t>> positions;
     std::vector<std::vector<ShardMessage>> routed;
     std::vector<uint64_t> routed_count;
   };
@@ -114,12 +116,15 @@ class Pipeline::Impl {
   const std::unique_ptr<Source> source_;
   const std::unique_ptr<Sink> sink_;
 
+  // Fetched batches go back here from whichever thread releases them last,
+  // possibly while a shard is destroyed, so the pool outlives the shards.
+  BatchPool batch_pool_;
+
   // Built by the constructor; their threads run inside Run().
   std::unique_ptr<SinkWorker> sink_worker_;
   std::vector<std::unique_ptr<ShardWorker>> shards_;
 
   TickProgress progress_;
-  BatchPool batch_pool_;
   BoundedQueue<FetchWork> tasks_;
   BoundedQueue<TaskResult> results_;
 
@@ -162,7 +167,7 @@ void Pipeline::Impl::RunFetcher() {
   for (auto& shard : shards_) {
     context.shard_tokens.push_back(shard->queue().MakeProducerToken());
   }
-  context.filling.resize(shards_.size());
+  context.positions.resize(shards_.size());
   context.routed.resize(shards_.size());
   context.routed_count.resize(shards_.size());
 
@@ -177,13 +182,18 @@ void Pipeline::Impl::RunFetcher() {
 void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
   // Once stopping, queued tasks are skipped: nothing new is fetched, but the
   // markers below still go out so every shard can complete the tick.
-  ObservationBatch& fetched = context.fetched;
+  std::unique_ptr<ObservationBatch> owned = batch_pool_.Take();
   absl::Status status = absl::CancelledError("stopping before fetch");
-  fetched.Clear();
   if (!stop_.stop_requested()) {
-    status = source_->Fetch(task, &fetched);
+    status = source_->Fetch(task, owned.get());
+    if (status.ok() && owned->size() > std::numeric_limits<uint32_t>::max()) {
+      status = absl::ResourceExhaustedError(absl::StrCat(
+          "fetch returned ", owned->size(),
+          " observations, more than one task may return (",
+          std::numeric_limits<uint32_t>::max(), "); plan smaller tasks"));
+    }
     if (!status.ok()) {
-      fetched.Clear();  // a failed fetch is not an observation
+      owned->Clear();  // a failed fetch is not an observation
       uint64_t suppressed = 0;
       if (fetch_error_log_.Allow(&suppressed)) {
         spdlog::error(
@@ -194,10 +204,18 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
       }
     }
   }
+  const size_t fetched_count = owned->size();
+  // The last message to drop the batch, on any thread, returns it to the pool.
+  const std::shared_ptr<const ObservationBatch> fetched(
+      owned.release(),
+      [pool = &batch_pool_](ObservationBatch* batch) {
+        pool->Give(std::unique_ptr<ObservationBatch>(batch));
+      });
 
-  // Route by the stable series hash, in fetch order, into one batch per
-  // shard, and note the buckets. Consecutive observations usually share a
-  // bucket, so the set is only consulted when the bucket changes.
+  // Route by the stable series hash, in fetch order: each shard gets the
+  // positions of its observations. Note the buckets on the way; consecutive
+  // observations usually share a bucket, so the set is only consulted when
+  // the bucket changes.
   const size_t shard_count = shards_.size();
   std::fill(context.routed_count.begin(), context.routed_count.end(), 0);
   absl::flat_hash_set<int64_t> bucket_set;
@@ -207,22 +225,23 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     message.kind = ShardMessage::Kind::kObservations;
     message.tick = task.tick;
     message.partition = task.partition;
-    message.batch = std::move(context.filling[shard]);
+    message.batch = fetched;
+    message.positions = std::move(context.positions[shard]);
+    context.positions[shard] = {};
     context.routed[shard].push_back(std::move(message));
   };
-  for (size_t i = 0; i < fetched.size(); ++i) {
-    const ObservationView observation = fetched[i];
-    if (i == 0 || observation.bucket_ms != last_bucket) {
-      bucket_set.insert(observation.bucket_ms);
-      last_bucket = observation.bucket_ms;
+  for (size_t i = 0; i < fetched_count; ++i) {
+    const int64_t bucket_ms = fetched->bucket_ms(i);
+    if (i == 0 || bucket_ms != last_bucket) {
+      bucket_set.insert(bucket_ms);
+      last_bucket = bucket_ms;
     }
-    const size_t shard =
-        shard_count == 1 ? 0 : observation.series.hash % shard_count;
-    std::unique_ptr<ObservationBatch>& filling = context.filling[shard];
-    if (filling == nullptr) filling = batch_pool_.Take();
-    filling->Add(observation);
+    const size_t shard = shard_count == 1 ? 0 : fetched->hash(i) % shard_count;
+    std::vector<uint32_t>& positions = context.positions[shard];
+    if (positions.empty()) positions.reserve(kRouteBatch);
+    positions.push_back(static_cast<uint32_t>(i));
     ++context.routed_count[shard];
-    if (filling->size() >= kRouteBatch) {
+    if (positions.size() >= kRouteBatch) {
       seal(shard);
       std::vector<ShardMessage>& routed = context.routed[shard];
       shards_[shard]->queue().PushBulk(context.shard_tokens[shard],
@@ -236,7 +255,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
 
   // Every shard gets the task's marker after its observations.
   for (size_t shard = 0; shard < shard_count; ++shard) {
-    if (context.filling[shard] != nullptr) seal(shard);
+    if (!context.positions[shard].empty()) seal(shard);
     std::vector<ShardMessage>& routed = context.routed[shard];
     ShardMessage marker;
     marker.kind = ShardMessage::Kind::kTaskDone;
@@ -250,9 +269,9 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     routed.clear();
   }
 
-  observations_fetched_.fetch_add(fetched.size(), std::memory_order_relaxed);
+  observations_fetched_.fetch_add(fetched_count, std::memory_order_relaxed);
   AtomicLaneCounters& lane = lane_counters_[static_cast<size_t>(task.lane)];
-  lane.observations.fetch_add(fetched.size(), std::memory_order_relaxed);
+  lane.observations.fetch_add(fetched_count, std::memory_order_relaxed);
   if (status.ok()) {
     lane.fetches_ok.fetch_add(1, std::memory_order_relaxed);
   } else if (status.code() == absl::StatusCode::kCancelled) {
@@ -261,7 +280,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     lane.fetches_failed.fetch_add(1, std::memory_order_relaxed);
   }
   results_.Push(*context.result_token,
-                TaskResult{task, std::move(status), fetched.size()});
+                TaskResult{task, std::move(status), fetched_count});
 }
 
 uint64_t Pipeline::Impl::Schedule(

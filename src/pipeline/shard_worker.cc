@@ -24,12 +24,11 @@ struct SampleOrder {
 ShardWorker::ShardWorker(int index, const EngineOptions& engine_options,
                          size_t queue_capacity,
                          BoundedQueue<Sample>* sink_queue,
-                         TickProgress* progress, BatchPool* pool)
+                         TickProgress* progress)
     : index_(index),
       engine_options_(engine_options),
       sink_queue_(sink_queue),
       progress_(progress),
-      pool_(pool),
       queue_(queue_capacity) {}
 
 Engine& ShardWorker::EngineFor(uint32_t partition) {
@@ -62,7 +61,7 @@ void ShardWorker::Run() {
     const size_t count = queue_.PopBulk(consumer, batch.data(), batch.size());
     for (size_t i = 0; i < count; ++i) {
       Handle(batch[i]);
-      batch[i] = ShardMessage();  // release bucket lists now
+      batch[i] = ShardMessage();  // release batches and bucket lists now
     }
 
     while (CurrentTickComplete()) CompleteCurrentTick();
@@ -106,11 +105,11 @@ void ShardWorker::Handle(ShardMessage& message) {
   TickState& tick = ticks_[message.tick];
   switch (message.kind) {
     case ShardMessage::Kind::kObservations:
-      tick.received += message.batch->size();
+      tick.received += message.positions.size();
       if (message.tick == current_tick_) {
-        Ingest(message.partition, std::move(message.batch));
+        Ingest(message);
       } else {
-        tick.early.emplace_back(message.partition, std::move(message.batch));
+        tick.early.push_back(std::move(message));
       }
       break;
     case ShardMessage::Kind::kTaskDone:
@@ -158,29 +157,25 @@ void ShardWorker::CompleteCurrentTick() {
   Publish();
   progress_->MarkCompleted(index_, current_tick_);
 
-  // Batches of the new current tick that came early are ingested now, in
-  // the order they arrived.
+  // Observations of the new current tick that came early are ingested now,
+  // in the order they arrived.
   auto next = ticks_.find(current_tick_);
   if (next != ticks_.end()) {
-    std::vector<std::pair<uint32_t, std::unique_ptr<ObservationBatch>>> early =
-        std::move(next->second.early);
+    std::vector<ShardMessage> early = std::move(next->second.early);
     next->second.early.clear();
-    for (auto& [partition, batch] : early) {
-      Ingest(partition, std::move(batch));
-    }
+    for (ShardMessage& message : early) Ingest(message);
   }
 }
 
-void ShardWorker::Ingest(uint32_t partition,
-                         std::unique_ptr<ObservationBatch> batch) {
-  Engine& engine = EngineFor(partition);
-  const size_t size = batch->size();
-  for (size_t i = 0; i < size; ++i) {
-    const ObservationView observation = (*batch)[i];
+void ShardWorker::Ingest(ShardMessage& message) {
+  Engine& engine = EngineFor(message.partition);
+  const ObservationBatch& batch = *message.batch;
+  for (uint32_t position : message.positions) {
+    const ObservationView observation = batch[position];
     engine.Ingest(observation.series, observation.bucket_ms, observation.value,
                   &pending_samples_);
   }
-  pool_->Give(std::move(batch));
+  message.batch.reset();
 }
 
 void ShardWorker::SendSamples() {

@@ -35,7 +35,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "converge/engine.h"
 #include "converge/telemetry.h"
-#include "pipeline/batch_pool.h"
 #include "pipeline/bounded_queue.h"
 #include "pipeline/messages.h"
 #include "pipeline/tick_progress.h"
@@ -45,10 +44,10 @@ namespace converge {
 class ShardWorker {
  public:
   // REQUIRES: ValidateEngineOptions(engine_options).ok().
-  // `queue_capacity` counts messages. Ingested batches go back to `pool`.
+  // `queue_capacity` counts messages.
   ShardWorker(int index, const EngineOptions& engine_options,
               size_t queue_capacity, BoundedQueue<Sample>* sink_queue,
-              TickProgress* progress, BatchPool* pool);
+              TickProgress* progress);
 
   BoundedQueue<ShardMessage>& queue() { return queue_; }
 
@@ -78,9 +77,8 @@ class ShardWorker {
     uint64_t tasks_done = 0;
     uint64_t declared = 0;  // observations the markers announced
     uint64_t received = 0;  // observations that arrived
-    // Batches that arrived before the tick was current, with their
-    // partitions.
-    std::vector<std::pair<uint32_t, std::unique_ptr<ObservationBatch>>> early;
+    // Observation messages that arrived before the tick was current.
+    std::vector<ShardMessage> early;
     // Per finished task: its partition and the buckets it returned.
     std::vector<std::pair<uint32_t, std::shared_ptr<const std::vector<int64_t>>>>
         buckets;
@@ -90,9 +88,9 @@ class ShardWorker {
   Engine& EngineFor(uint32_t partition);
 
   void Handle(ShardMessage& message);
-  // Ingests `batch` into the engine of `partition`, then returns it to the
-  // pool.
-  void Ingest(uint32_t partition, std::unique_ptr<ObservationBatch> batch);
+  // Ingests the observations of a kObservations message and releases its
+  // batch.
+  void Ingest(ShardMessage& message);
   void Publish();
   bool CurrentTickComplete();
   void CompleteCurrentTick();
@@ -103,7 +101,6 @@ class ShardWorker {
   const EngineOptions engine_options_;
   BoundedQueue<Sample>* const sink_queue_;
   TickProgress* const progress_;
-  BatchPool* const pool_;
 
   BoundedQueue<ShardMessage> queue_;
 

@@ -231,8 +231,11 @@ class SimSource final : public Source {
   absl::Status Fetch(const FetchTask& task, ObservationBatch* out) override;
   void OnTaskDone(const FetchTask& task, const absl::Status& status) override;
   SourceStats Stats() const override {
-    return {planner_.backfill_chunks_total(), planner_.backfill_chunks_done(),
-            planner_.gap_scheduled()};
+    SourceStats stats;
+    stats.backfill_chunks_total = planner_.backfill_chunks_total();
+    stats.backfill_chunks_done = planner_.backfill_chunks_done();
+    stats.gap_scheduled = planner_.gap_scheduled();
+    return stats;
   }
 
  private:
