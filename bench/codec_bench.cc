@@ -4,6 +4,14 @@
 //                          of W1 series (one JSON document, range(0)
 //                          observations). Reports bytes/s and observations/s;
 //                          key building and hashing are included.
+//   BM_ParseCloudflareResponse
+//                          ParseGraphqlResponse() and FlattenZones() on a
+//                          generated httpRequestsAdaptiveGroups response of
+//                          range(0) zones x 10 minutes x 99 statuses, as one
+//                          Cloudflare fetch parses it. Reports bytes/s and
+//                          observations/s; key building and hashing are
+//                          included. FlattenZones() spreads zones over oneTBB
+//                          workers, so this one may use more than one core.
 //   BM_EncodeRemoteWrite   EncodeWriteRequest() and SnappyCompress() of one
 //                          batch of range(0) W1 samples, 2 timestamps per
 //                          series, grouped by series as the shards send them.
@@ -20,6 +28,9 @@
 #include "bench/w1_workload.h"
 #include "converge/sinks.h"
 #include "converge/sources.h"
+#include "sources/cloudflare_metrics.h"
+#include "sources/cloudflare_observations.h"
+#include "sources/cloudflare_response.h"
 
 namespace converge::bench {
 namespace {
@@ -79,6 +90,66 @@ void BM_ParseRecordedFetch(benchmark::State& state) {
   state.counters["document_bytes"] = static_cast<double>(json.size());
 }
 
+// An httpRequestsAdaptiveGroups response of `zones` zones, each with 10
+// minutes x 99 statuses (200 to 298), counts from the W1 value formula.
+std::string MakeAdaptiveResponse(int zones) {
+  constexpr int kTick = 40;
+  std::string json = R"({"data":{"viewer":{"zones":[)";
+  for (int z = 0; z < zones; ++z) {
+    absl::StrAppend(&json, z == 0 ? "" : ",", R"({"zoneTag":"zone-tag-)", z,
+                    R"(","httpRequestsAdaptiveGroups":[)");
+    bool first = true;
+    for (int m = W1FirstMinute(kTick); m <= W1LastMinute(kTick); ++m) {
+      for (int s = 0; s < 99; ++s) {
+        absl::StrAppend(&json, first ? "" : ",", R"({"count":)",
+                        W1Value(z, s, m, kTick),
+                        R"(,"dimensions":{"datetimeMinute":")",
+                        Rfc3339(W1BucketMs(m)), R"(","edgeResponseStatus":)",
+                        200 + s, "}}");
+        first = false;
+      }
+    }
+    json += "]}";
+  }
+  json += R"(]}},"errors":null})";
+  return json;
+}
+
+void BM_ParseCloudflareResponse(benchmark::State& state) {
+  const int zones = static_cast<int>(state.range(0));
+  const std::string json = MakeAdaptiveResponse(zones);
+  const cloudflare::MetricSet metrics = cloudflare::MetricSet::All();
+
+  size_t observations = 0;
+  for (auto _ : state) {
+    absl::StatusOr<cloudflare::GraphqlResponse> response =
+        cloudflare::ParseGraphqlResponse(json,
+                                         cloudflare::Dataset::kHttpAdaptive);
+    if (!response.ok() || response->zones.size() != static_cast<size_t>(zones)) {
+      state.SkipWithError("the generated response did not parse");
+      return;
+    }
+    std::vector<cloudflare::ZoneInput> inputs;
+    for (const cloudflare::ZoneRows& rows : response->zones) {
+      inputs.push_back(cloudflare::ZoneInput{&rows, rows.zone_tag, {}});
+    }
+    const std::vector<cloudflare::ZoneOutput> outputs = cloudflare::FlattenZones(
+        inputs, cloudflare::Dataset::kHttpAdaptive, metrics);
+    observations = 0;
+    for (const cloudflare::ZoneOutput& output : outputs) {
+      observations += output.observations.size();
+    }
+    benchmark::DoNotOptimize(outputs.data());
+  }
+
+  state.SetBytesProcessed(static_cast<int64_t>(json.size()) *
+                          state.iterations());
+  state.SetItemsProcessed(static_cast<int64_t>(observations) *
+                          state.iterations());
+  state.counters["document_bytes"] = static_cast<double>(json.size());
+  state.counters["observations"] = static_cast<double>(observations);
+}
+
 // `samples` W1 samples: two consecutive buckets of each series, grouped by
 // series.
 std::vector<Sample> MakeSampleBatch(int samples) {
@@ -124,6 +195,8 @@ void BM_EncodeRemoteWrite(benchmark::State& state) {
 }
 
 BENCHMARK(BM_ParseRecordedFetch)->Arg(100'000)->Unit(benchmark::kMillisecond);
+// One GraphQL query covers at most ten zones.
+BENCHMARK(BM_ParseCloudflareResponse)->Arg(10)->Unit(benchmark::kMillisecond);
 // 5,000 samples is the pipeline's default batch_max_samples.
 BENCHMARK(BM_EncodeRemoteWrite)->Arg(5'000)->Unit(benchmark::kMicrosecond);
 

@@ -6,8 +6,9 @@
 // W1Source plans one fetch task per group of kZonesPerTask zones and tick.
 // With fresh_keys:1 a fetch builds every key with SeriesKey::FromViews(), as
 // a real source does after parsing a response. With fresh_keys:0 it copies
-// keys built in advance, which leaves the fetchers less work, so the shards
-// and queues show through. The time is wall-clock time of Pipeline::Run().
+// the bytes of keys built in advance into the fetch's batch, which leaves the
+// fetchers less work, so the shards and queues show through. The time is
+// wall-clock time of Pipeline::Run().
 // Counters:
 //   samples      samples the sink received (the shutdown Flush() included)
 //   settled      stable plus forced samples; must equal W1's 5,700,000

@@ -9,8 +9,11 @@
 # Usage: bench/run_benchmarks.sh [BUILD_DIR] [OUT_DIR]
 #   BUILD_DIR  a Release build (default: build-bench)
 #   OUT_DIR    where the JSON files go (default: bench/results)
-# The load average is printed before and after each run. Other processes
-# on the machine change the figures, so take them on an idle machine.
+# Each benchmark runs REPETITIONS times (default 3); the JSON files keep every
+# repetition and their mean, median and standard deviation, and the chart
+# shows the median. The load average is printed before and after each run.
+# Other processes on the machine change the figures, so take them on an idle
+# machine.
 
 set -euo pipefail
 
@@ -18,6 +21,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-${root}/build-bench}"
 out="${2:-${root}/bench/results}"
 bench="${build}/bench/converge-bench"
+repetitions="${REPETITIONS:-3}"
 
 if [[ ! -x "${bench}" ]]; then
   echo "converge-bench not found at ${bench}; build it first:" >&2
@@ -41,6 +45,7 @@ filters=(
   'BM_EngineW1FreshKeysBatch/large:0/'
   'BM_PipelineW1/'
   'BM_ParseRecordedFetch'
+  'BM_ParseCloudflareResponse'
   'BM_EncodeRemoteWrite'
 )
 
@@ -48,6 +53,7 @@ for filter in "${filters[@]}"; do
   name="$(printf '%s' "${filter}" | tr -c 'A-Za-z0-9_-' '_')"
   echo "== ${filter}  (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
   "${bench}" --benchmark_filter="${filter}" \
+    --benchmark_repetitions="${repetitions}" \
     --benchmark_out="${out}/${name}.json" --benchmark_out_format=json \
     --benchmark_counters_tabular=false
   echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

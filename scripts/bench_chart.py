@@ -85,17 +85,29 @@ def describe(name):
 
 
 def load_runs(paths):
-    """Returns [(label, group, items_per_second, target)] in chart order."""
+    """Returns [(label, group, items_per_second, target)] in chart order.
+
+    A benchmark run with repetitions is drawn at its median.
+    """
     runs = []
     for path in paths:
         with open(path, encoding="utf-8") as file:
             document = json.load(file)
-        for benchmark in document.get("benchmarks", []):
+        benchmarks = document.get("benchmarks", [])
+        with_median = {b.get("run_name") for b in benchmarks
+                       if b.get("aggregate_name") == "median"}
+        for benchmark in benchmarks:
             rate = benchmark.get("items_per_second")
             if not rate or benchmark.get("error_occurred"):
                 continue
-            label, group = describe(benchmark["name"])
-            base = benchmark["name"].split("/iterations:")[0]
+            if benchmark.get("run_type") == "aggregate":
+                if benchmark.get("aggregate_name") != "median":
+                    continue
+            elif benchmark.get("run_name") in with_median:
+                continue  # one repetition of a run drawn at its median
+            name = benchmark.get("run_name", benchmark["name"])
+            label, group = describe(name)
+            base = name.split("/iterations:")[0]
             runs.append((label, group, rate, TARGETS.get(base)))
 
     # Engine runs first, W1 before W1-large, variants in ENGINE_LABELS order,

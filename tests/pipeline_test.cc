@@ -13,13 +13,16 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "pipeline/batch_pool.h"
 
 namespace converge {
 namespace {
@@ -518,6 +521,55 @@ TEST_F(PipelineTest, StopAtAnyPointNeverHangsOrLoses) {
   }
   finished.store(true);
   watchdog.join();
+}
+
+TEST(BatchPoolTest, TakeReusesAGivenBatchEmptied) {
+  BatchPool pool(4);
+  std::unique_ptr<ObservationBatch> batch = pool.Take();
+  batch->Add(ScriptedSource::Key(0, 0), kStartMs, 1);
+  const ObservationBatch* const given = batch.get();
+  pool.Give(std::move(batch));
+
+  std::unique_ptr<ObservationBatch> taken = pool.Take();
+  EXPECT_EQ(taken.get(), given);
+  EXPECT_TRUE(taken->empty());
+}
+
+TEST(BatchPoolTest, KeepsAtMostCapacityIdle) {
+  BatchPool pool(2);
+  std::set<const ObservationBatch*> kept;
+  for (int i = 0; i < 3; ++i) {
+    std::unique_ptr<ObservationBatch> batch =
+        std::make_unique<ObservationBatch>();
+    if (i < 2) kept.insert(batch.get());
+    pool.Give(std::move(batch));  // the third one is freed
+  }
+
+  std::unique_ptr<ObservationBatch> first = pool.Take();
+  std::unique_ptr<ObservationBatch> second = pool.Take();
+  EXPECT_EQ(kept.count(first.get()), 1u);
+  EXPECT_EQ(kept.count(second.get()), 1u);
+  EXPECT_NE(first.get(), second.get());
+}
+
+TEST(BatchPoolTest, ThreadsTakeAndGiveConcurrently) {
+  BatchPool pool(8);
+  const SeriesKey key = ScriptedSource::Key(0, 0);
+  std::atomic<uint64_t> nonempty_takes{0};
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&pool, &key, &nonempty_takes, t] {
+        for (int i = 0; i < 2000; ++i) {
+          std::unique_ptr<ObservationBatch> batch = pool.Take();
+          if (!batch->empty()) nonempty_takes.fetch_add(1);
+          batch->Add(key, kStartMs, static_cast<uint64_t>(t * 10000 + i));
+          pool.Give(std::move(batch));
+        }
+      });
+    }
+  }
+  EXPECT_EQ(nonempty_takes.load(), 0u);
 }
 
 }  // namespace

@@ -1,6 +1,11 @@
 #include "converge/series.h"
 
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
+
+#include "converge/observation_batch.h"
 
 namespace converge {
 namespace {
@@ -73,6 +78,57 @@ TEST(SeriesKeyTest, HashIsStableAcrossRuns) {
   absl::StatusOr<SeriesKey> key = SeriesKey::Make("m", {});
   ASSERT_TRUE(key.ok());
   EXPECT_EQ(key->hash(), StableHash(std::string("\x01m", 2)));
+}
+
+TEST(ObservationBatchTest, KeepsKeysAndValuesInOrder) {
+  absl::StatusOr<SeriesKey> a = SeriesKey::Make("m", {{"zone", "a"}});
+  absl::StatusOr<SeriesKey> b = SeriesKey::Make("requests", {{"zone", "bb"}});
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  ObservationBatch batch;
+  batch.Add(*a, 60000, 1);
+  batch.Add(SeriesKeyView::Of(*b), 120000, 2);
+  batch.Add(Observation{*a, 180000, 3});
+
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_EQ(batch[0].series.encoded, a->encoded());
+  EXPECT_EQ(batch[0].series.hash, a->hash());
+  EXPECT_EQ(batch[1].series.encoded, b->encoded());
+  EXPECT_EQ(batch.hash(1), b->hash());
+  EXPECT_EQ(batch.bucket_ms(1), 120000);
+  EXPECT_EQ(batch[1].value, 2u);
+  EXPECT_EQ(batch.ToObservation(2).series, *a);
+  EXPECT_EQ(batch.ToObservation(2).bucket_ms, 180000);
+  EXPECT_EQ(batch.ToObservation(2).value, 3u);
+}
+
+TEST(ObservationBatchTest, AppendToCopiesEveryObservation) {
+  absl::StatusOr<SeriesKey> key = SeriesKey::Make("m", {{"zone", "a"}});
+  ASSERT_TRUE(key.ok());
+  ObservationBatch batch;
+  for (int i = 0; i < 1000; ++i) batch.Add(*key, i * 60000, i);
+
+  std::vector<Observation> out;
+  batch.AppendTo(&out);
+  ASSERT_EQ(out.size(), 1000u);
+  EXPECT_EQ(out[999].series, *key);
+  EXPECT_EQ(out[999].bucket_ms, 999 * 60000);
+  EXPECT_EQ(out[999].value, 999u);
+}
+
+TEST(ObservationBatchTest, ClearEmptiesForReuse) {
+  absl::StatusOr<SeriesKey> a = SeriesKey::Make("m", {{"zone", "a"}});
+  absl::StatusOr<SeriesKey> b = SeriesKey::Make("m", {{"zone", "b"}});
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  ObservationBatch batch;
+  batch.Add(*a, 0, 1);
+  batch.Clear();
+  EXPECT_TRUE(batch.empty());
+
+  batch.Add(*b, 0, 2);
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].series.encoded, b->encoded());
 }
 
 }  // namespace

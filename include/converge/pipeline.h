@@ -41,7 +41,8 @@ struct PipelineOptions {
 
   // Bounds of the hand-off queues. When a queue is full its producers wait,
   // so pressure flows back from the sink to the shards to the fetchers.
-  size_t shard_queue_capacity = 1 << 16;  // observations per shard
+  // Observations per shard, rounded up to whole messages of 4096.
+  size_t shard_queue_capacity = 1 << 16;
   size_t sink_queue_capacity = 1 << 16;   // samples
 
   // A batch is pushed when it reaches either size or has waited this long.

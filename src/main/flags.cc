@@ -114,7 +114,8 @@ ABSL_FLAG(bool, sink_coalesce_corrections, true,
           "correction arrives while the earlier value still waits in the "
           "open batch. The file and null sinks keep every sample.");
 ABSL_FLAG(int64_t, shard_queue_max_observations, 1 << 16,
-          "Observations waiting for each shard at most (count).");
+          "Observations waiting for each shard at most, rounded up to whole "
+          "messages of 4096 (count).");
 
 ABSL_FLAG(int64_t, shards, 2,
           "Shard threads (count); each series is owned by one shard.");
