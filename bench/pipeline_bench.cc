@@ -12,10 +12,15 @@
 // Counters:
 //   samples      samples the sink received (the shutdown Flush() included)
 //   settled      stable plus forced samples; must equal W1's 5,700,000
+//   shard_cpu_seconds_max       CPU time of the busiest shard thread
+//   shard_bound_obs_per_second  observations divided by that time: the rate
+//                               the shards alone would sustain, each on a
+//                               core of its own
 
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,6 +126,7 @@ void BM_PipelineW1(benchmark::State& state) {
   spdlog::set_level(spdlog::level::warn);
 
   PipelineSummary summary;
+  std::vector<double> shard_cpu_seconds;
   for (auto _ : state) {
     state.PauseTiming();
     PipelineOptions options;
@@ -142,6 +148,10 @@ void BM_PipelineW1(benchmark::State& state) {
       return;
     }
     summary = *result;
+    shard_cpu_seconds.clear();
+    for (const ShardSnapshot& shard : (*pipeline)->Snapshot().shards) {
+      shard_cpu_seconds.push_back(shard.cpu_seconds);
+    }
     pipeline->reset();
     state.ResumeTiming();
   }
@@ -152,6 +162,13 @@ void BM_PipelineW1(benchmark::State& state) {
   const uint64_t settled =
       summary.engine.samples_stable + summary.engine.samples_forced;
   state.counters["settled"] = static_cast<double>(settled);
+  // The busiest shard thread's CPU time, and the rate the shards would
+  // sustain if each had a core of its own and nothing else ran.
+  const double busiest =
+      *std::max_element(shard_cpu_seconds.begin(), shard_cpu_seconds.end());
+  state.counters["shard_cpu_seconds_max"] = busiest;
+  state.counters["shard_bound_obs_per_second"] =
+      static_cast<double>(summary.observations_fetched) / busiest;
   if (summary.observations_fetched != W1Observations(kW1)) {
     state.SkipWithError("the pipeline did not fetch every W1 observation");
   } else if (settled != kW1ExpectedDigest.count) {

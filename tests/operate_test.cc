@@ -164,6 +164,7 @@ TEST_F(OperateTest, MetricsAgreeWithSummary) {
             SummaryField(result.err, "ticks"));
   EXPECT_GT(SumMetric(text, "converge_first_push_age_seconds_count"), 0);
   EXPECT_EQ(SumMetric(text, "converge_ready"), 1);
+  EXPECT_GT(SumMetric(text, "converge_shard_cpu_seconds_total"), 0);
 }
 
 TEST_F(OperateTest, ReadyOnlyAfterSinkDelivers) {

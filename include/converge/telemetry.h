@@ -83,8 +83,9 @@ struct LaneCounters {
 
 struct ShardSnapshot {
   EngineStats engine;
-  uint64_t queue_depth = 0;     // observations waiting (estimate)
+  uint64_t queue_depth = 0;  // messages waiting, each up to 4096 observations (estimate)
   uint64_t ticks_completed = 0;
+  double cpu_seconds = 0;  // CPU time the shard thread has used
 };
 
 struct SinkSnapshot {

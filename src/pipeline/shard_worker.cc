@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <utility>
 
 namespace converge {
@@ -18,6 +19,14 @@ struct SampleOrder {
   int64_t timestamp_ms;
   uint32_t index;  // position in the shard's pending samples
 };
+
+// CPU time the calling thread has used.
+double ThreadCpuSeconds() {
+  timespec now{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0) return 0;
+  return static_cast<double>(now.tv_sec) +
+         static_cast<double>(now.tv_nsec) * 1e-9;
+}
 
 }  // namespace
 
@@ -80,6 +89,7 @@ void ShardWorker::Publish() {
   std::lock_guard<std::mutex> lock(published_mutex_);
   published_.shard.engine = stats();
   published_.shard.ticks_completed = current_tick_;
+  published_.shard.cpu_seconds = ThreadCpuSeconds();
   published_.samples_sent = samples_sent_;
   published_.first_push_age_seconds = first_push_age_;
   published_.correction_size = correction_size_;

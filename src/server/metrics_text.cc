@@ -182,6 +182,9 @@ std::string RenderMetrics(const PipelineSnapshot& snapshot,
     out.Gauge("converge_ticks_completed", "Ticks the shard has expired.",
               {{"shard", shard}},
               static_cast<double>(snapshot.shards[i].ticks_completed));
+    out.Counter("converge_shard_cpu_seconds_total",
+                "CPU time of the shard thread, updated once per tick.",
+                {{"shard", shard}}, snapshot.shards[i].cpu_seconds);
   }
 
   // Queues.
