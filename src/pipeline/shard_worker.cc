@@ -180,11 +180,9 @@ void ShardWorker::CompleteCurrentTick() {
 void ShardWorker::Ingest(ShardMessage& message) {
   Engine& engine = EngineFor(message.partition);
   const ObservationBatch& batch = *message.batch;
-  for (uint32_t position : message.positions) {
-    const ObservationView observation = batch[position];
-    engine.Ingest(observation.series, observation.bucket_ms, observation.value,
-                  &pending_samples_);
-  }
+  views_.clear();
+  for (uint32_t position : message.positions) views_.push_back(batch[position]);
+  engine.IngestBatch(views_, &pending_samples_);
   message.batch.reset();
 }
 
