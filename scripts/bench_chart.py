@@ -75,10 +75,12 @@ def describe(name):
         r"BM_PipelineW1/shards:(\d+)/fetchers:(\d+)/fresh_keys:(\d)", base)
     if match:
         keys = "fresh keys" if match.group(3) == "1" else "copied keys"
-        return (f"Pipeline W1: {match.group(1)} shard(s), "
+        return (f"Pipeline W1: {match.group(1)} shard(s) x "
                 f"{match.group(2)} fetcher(s), {keys}"), "pipeline"
     if base.startswith("BM_ParseRecordedFetch"):
         return "Parse recorded fetch (observations)", "codec"
+    if base.startswith("BM_ParseCloudflareResponse"):
+        return "Parse Cloudflare response (observations)", "codec"
     if base.startswith("BM_EncodeRemoteWrite"):
         return "Remote-write encode + snappy (samples)", "codec"
     return base, "engine"
@@ -109,6 +111,11 @@ def load_runs(paths):
             label, group = describe(name)
             base = name.split("/iterations:")[0]
             runs.append((label, group, rate, TARGETS.get(base)))
+            # The pipeline's shard stage alone: observations divided by the
+            # busiest shard thread's CPU time.
+            bound = benchmark.get("shard_bound_obs_per_second")
+            if group == "pipeline" and bound:
+                runs.append((f"{label}, shard CPU bound", group, bound, None))
 
     # Engine runs first, W1 before W1-large, variants in ENGINE_LABELS order,
     # pipeline runs by label.
@@ -126,7 +133,9 @@ def render(runs, title):
     """Returns the SVG text for `runs` plus the Go reference bars."""
     rows = runs + [(label, "reference", rate, None)
                    for label, rate in GO_REFERENCE]
-    label_width, bar_width, row_height = 330, 520, 22
+    # About 6.5 pixels per character of the 12-pixel label font.
+    label_width = max(330, 16 + int(6.5 * max(len(row[0]) for row in rows)))
+    bar_width, row_height = 520, 22
     top, left = 60, 10
     height = top + row_height * len(rows) + 50
     width = left + label_width + bar_width + 110
