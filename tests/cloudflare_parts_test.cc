@@ -457,7 +457,9 @@ std::vector<Observation> FlattenOne(const ZoneRows& rows,
   EXPECT_EQ(outputs.size(), 1u);
   EXPECT_TRUE(outputs[0].status.ok()) << outputs[0].status;
   if (output_copy != nullptr) *output_copy = outputs[0];
-  return outputs[0].observations;
+  std::vector<Observation> observations;
+  outputs[0].observations.AppendTo(&observations);
+  return observations;
 }
 
 constexpr char kStatus503[] =

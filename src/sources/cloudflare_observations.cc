@@ -1,10 +1,19 @@
 #include "sources/cloudflare_observations.h"
 
+#include <algorithm>
+#include <array>
+#include <initializer_list>
 #include <map>
+#include <span>
 #include <string_view>
 #include <tuple>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "core/absl_compat.h"
+#include "core/series_encoder.h"
 
 #ifndef CONVERGE_TSAN
 #include <tbb/blocked_range.h>
@@ -14,7 +23,7 @@
 namespace converge::cloudflare {
 namespace {
 
-using LabelViews = std::vector<std::pair<std::string_view, std::string_view>>;
+using LabelView = SeriesEncoder::LabelView;
 
 // Collects the observations of one zone. The first failure to build a
 // series key is kept and later ones are ignored.
@@ -25,25 +34,53 @@ class Emitter {
       : metrics_(metrics), zone_label_(zone_label), output_(output) {}
 
   // Emits `metric`{zone, extra...} = value at `bucket_ms` if it is enabled.
+  // The key is encoded into reused memory and copied into the zone's batch,
+  // so emitting allocates only when the batch grows.
   void Emit(Metric metric, int64_t bucket_ms, uint64_t value,
-            LabelViews extra = {}) {
+            std::initializer_list<LabelView> extra = {}) {
     if (!metrics_.Has(metric) || !output_->status.ok()) return;
-    extra.emplace_back("zone", zone_label_);
-    absl::StatusOr<SeriesKey> key =
-        SeriesKey::FromViews(Info(metric).name, std::move(extra));
+    std::array<LabelView, kMaxLabels> labels;
+    if (extra.size() + 1 > labels.size()) {
+      output_->status = absl::InternalError(absl::StrCat(
+          "series of ", ToAbsl(Info(metric).name), " has ", extra.size() + 1,
+          " labels, more than ", labels.size()));
+      return;
+    }
+    std::copy(extra.begin(), extra.end(), labels.begin());
+    labels[extra.size()] = {"zone", zone_label_};
+    absl::StatusOr<SeriesKeyView> key = encoder_.Encode(
+        Info(metric).name,
+        std::span<const LabelView>(labels.data(), extra.size() + 1));
     if (!key.ok()) {
       output_->status = key.status();
       return;
     }
-    output_->observations.push_back(
-        Observation{*std::move(key), bucket_ms, value});
+    output_->observations.Add(*key, bucket_ms, value);
+    encoder_.Clear();
   }
 
  private:
+  // The zone label plus the most extra labels a metric has (three for DNS
+  // queries), with room to spare.
+  static constexpr size_t kMaxLabels = 8;
+
   const MetricSet& metrics_;
   const std::string& zone_label_;
   ZoneOutput* const output_;
+  SeriesEncoder encoder_;
 };
+
+// Adds each distinct status of a response to the zone's `seen` and `known`
+// sets. Deduplicating in a hash set first saves the sorted sets a string
+// comparison per row.
+void AddStatuses(const absl::flat_hash_set<std::string_view>& distinct,
+                 KnownStatuses::StatusSet* seen,
+                 KnownStatuses::StatusSet* known) {
+  for (std::string_view status : distinct) {
+    seen->emplace(status);
+    known->emplace(status);
+  }
+}
 
 void FlattenHttp1m(const ZoneInput& input, const MetricSet& metrics,
                    ZoneOutput* output) {
@@ -52,13 +89,14 @@ void FlattenHttp1m(const ZoneInput& input, const MetricSet& metrics,
 
   // Statuses known for the zero fill: committed ones and those of any
   // minute of this response.
-  KnownStatuses::StatusSet known = input.known;
+  absl::flat_hash_set<std::string_view> distinct;
   for (const Http1mRow& row : rows) {
     for (const Http1mRow::Count& status : row.statuses) {
-      output->seen.insert(status.key);
-      known.insert(status.key);
+      distinct.insert(status.key);
     }
   }
+  KnownStatuses::StatusSet known = input.known;
+  AddStatuses(distinct, &output->seen, &known);
 
   for (const Http1mRow& row : rows) {
     const int64_t bucket = row.bucket_ms;
@@ -101,7 +139,7 @@ void FlattenHttp1m(const ZoneInput& input, const MetricSet& metrics,
 
     // Statuses, zero-filled: this minute was returned.
     if (!metrics.Has(Metric::kRequestsStatus)) continue;
-    absl::btree_map<std::string_view, uint64_t> present;
+    absl::flat_hash_map<std::string_view, uint64_t> present;
     for (const Http1mRow::Count& status : row.statuses) {
       present[status.key] += status.value;
     }
@@ -118,14 +156,17 @@ void FlattenAdaptive(const ZoneInput& input, const MetricSet& metrics,
                      ZoneOutput* output) {
   Emitter emit(metrics, input.zone_label, output);
 
-  // Counts per returned minute; a repeated (minute, status) group adds up.
-  absl::btree_map<int64_t, absl::btree_map<std::string_view, uint64_t>> minutes;
-  KnownStatuses::StatusSet known = input.known;
+  // Counts per returned minute, in minute order; a repeated (minute, status)
+  // group adds up.
+  absl::btree_map<int64_t, absl::flat_hash_map<std::string_view, uint64_t>>
+      minutes;
+  absl::flat_hash_set<std::string_view> distinct;
   for (const AdaptiveRow& row : input.rows->adaptive) {
     minutes[row.bucket_ms][row.status] += row.count;
-    output->seen.insert(row.status);
-    known.insert(row.status);
+    distinct.insert(row.status);
   }
+  KnownStatuses::StatusSet known = input.known;
+  AddStatuses(distinct, &output->seen, &known);
 
   for (const auto& [bucket, present] : minutes) {
     for (const std::string& status : known) {

@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "converge/observation.h"
+#include "converge/observation_batch.h"
 #include "sources/cloudflare_metrics.h"
 #include "sources/cloudflare_response.h"
 
@@ -67,7 +68,7 @@ struct ZoneInput {
 // The output of one zone.
 struct ZoneOutput {
   absl::Status status;  // a series key that failed to build
-  std::vector<Observation> observations;
+  ObservationBatch observations;
   KnownStatuses::StatusSet seen;  // statuses present in the rows
   uint64_t zero_filled = 0;       // observed zeros added
 };

@@ -499,9 +499,8 @@ absl::Status CloudflareSource::Fetch(const FetchTask& task,
     known_statuses_.Record(input_zones[i]->id, partition.dataset,
                            outputs[i].seen);
     zero_filled_.fetch_add(outputs[i].zero_filled, std::memory_order_relaxed);
-    for (const Observation& observation : outputs[i].observations) {
-      out->Add(observation);
-    }
+    const ObservationBatch& observations = outputs[i].observations;
+    for (size_t j = 0; j < observations.size(); ++j) out->Add(observations[j]);
   }
   return absl::OkStatus();
 }
