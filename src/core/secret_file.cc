@@ -11,7 +11,8 @@
 namespace converge {
 
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
-                                           const std::string& flag) {
+                                           const std::string& flag,
+                                           const std::string& secret_name) {
   std::ifstream in(path);
   if (!in) {
     const int error = errno;
@@ -26,7 +27,8 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
   std::string secret(absl::StripAsciiWhitespace(text.str()));
   if (secret.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(flag, "=", path, " is empty; write the secret into it"));
+        absl::StrCat(flag, "=", path, " is empty; write the ", secret_name,
+                     " into it"));
   }
   return secret;
 }

@@ -3,12 +3,8 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -19,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "core/absl_compat.h"
+#include "core/secret_file.h"
 
 #ifndef CONVERGE_VERSION
 #define CONVERGE_VERSION "dev"
@@ -348,25 +345,10 @@ absl::StatusOr<CloudflareCredentials> LoadCloudflareCredentials(
 
   // A token file wins over the environment.
   if (!token_file.empty()) {
-    std::ifstream in(token_file);
-    if (!in) {
-      const int error = errno;
-      const std::string reason =
-          std::error_code(error, std::generic_category()).message();
-      const std::string message = absl::StrCat(
-          "cannot read the API token file --cf-api-token-file=", token_file,
-          ": ", reason);
-      if (error == EACCES) return absl::PermissionDeniedError(message);
-      return absl::NotFoundError(message);
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    credentials.api_token = std::string(absl::StripAsciiWhitespace(text.str()));
-    if (credentials.api_token.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the API token file --cf-api-token-file=", token_file,
-                       " is empty; write the token into it"));
-    }
+    absl::StatusOr<std::string> token =
+        ReadSecretFile(token_file, "--cf-api-token-file", "API token");
+    if (!token.ok()) return token.status();
+    credentials.api_token = *std::move(token);
     return credentials;
   }
 

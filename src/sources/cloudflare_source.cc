@@ -245,7 +245,8 @@ CloudflareSource::CloudflareSource(const CloudflareOptions& options,
       gate_(wall_clock_),
       planner_(options.lanes, start, static_cast<uint32_t>(partitions_.size())),
       backfill_allowance_(budget_.backfill_allowed_per_tick,
-                          options.lanes.backfill_calls_per_tick) {
+                          options.lanes.backfill_calls_per_tick),
+      pacer_(options.lanes.poll_interval) {
   for (int index = 0; index < kDatasetCount; ++index) {
     const auto dataset = static_cast<Dataset>(index);
     if (metrics_.NeedsDataset(dataset)) {
@@ -319,7 +320,7 @@ std::optional<TickPlan> CloudflareSource::NextTick(std::stop_token stop) {
     if (now > start_ + options_.clock_duration) return std::nullopt;
     if (!gate_.WaitUntilOpen(stop)) return std::nullopt;
   } else {
-    if (!WaitUntilDue(stop)) return std::nullopt;
+    if (!pacer_.WaitUntilDue(next_tick_, stop)) return std::nullopt;
     // Tick 0 runs at the start the lanes were planned from: a later `now`
     // would open a gap of a few milliseconds before the live range, which
     // the gap lane would spend a call on.
@@ -397,20 +398,6 @@ converge::SourceStats CloudflareSource::Stats() const {
     }
   }
   return stats;
-}
-
-bool CloudflareSource::WaitUntilDue(std::stop_token stop) {
-  const auto wall_now = std::chrono::steady_clock::now();
-  if (!wall_start_) wall_start_ = wall_now;
-  const auto due = *wall_start_ +
-                   absl::ToChronoNanoseconds(options_.lanes.poll_interval *
-                                             static_cast<int64_t>(next_tick_));
-
-  // Nothing notifies wait_cv_: the wait ends at `due`, or early when the
-  // stop_token's callback wakes it.
-  std::unique_lock<std::mutex> lock(wait_mu_);
-  wait_cv_.wait_until(lock, stop, due, [] { return false; });
-  return !stop.stop_requested();
 }
 
 void CloudflareSource::OnTaskDone(const FetchTask& task,

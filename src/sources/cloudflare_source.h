@@ -31,11 +31,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +50,7 @@
 #include "sources/cloudflare_observations.h"
 #include "sources/cloudflare_response.h"
 #include "sources/cloudflare_zones.h"
+#include "sources/tick_pacer.h"
 
 namespace converge::cloudflare {
 
@@ -161,9 +160,6 @@ class CloudflareSource final : public Source {
   absl::Status Fail(FailureCause cause, absl::Status status);
   void Count(FailureCause cause);
 
-  // Blocks until tick `next_tick_` is due on the wall clock. Returns false
-  // when `stop` was requested first.
-  bool WaitUntilDue(std::stop_token stop);
   void LogBackfillProgress();
   void LogStats() const;
 
@@ -199,12 +195,10 @@ class CloudflareSource final : public Source {
   LanePlanner planner_;
   BackfillAllowance backfill_allowance_;
   uint64_t next_tick_ = 0;
-  std::optional<std::chrono::steady_clock::time_point> wall_start_;
+  TickPacer pacer_;  // used only without a simulated clock
   std::chrono::steady_clock::time_point last_progress_log_;
   std::chrono::steady_clock::time_point last_stats_log_ =
       std::chrono::steady_clock::now();
-  std::mutex wait_mu_;  // only for wait_cv_, which stop requests wake
-  std::condition_variable_any wait_cv_;
 };
 
 }  // namespace converge::cloudflare

@@ -11,10 +11,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "converge/sources.h"
 #include "core/series_encoder.h"
+#include "sources/tick_pacer.h"
 
 namespace converge {
 namespace {
@@ -215,7 +214,8 @@ class SimSource final : public Source {
             (uint64_t{options.zones} + options.zones_per_query - 1) /
             options.zones_per_query)),
         slots_(AllSlots()),
-        planner_(options.lanes, options.start, partitions_) {
+        planner_(options.lanes, options.start, partitions_),
+        pacer_(options.lanes.poll_interval) {
     slots_.resize(options.series_per_zone);
     spdlog::info(
         "sim source: {} zones x {} series, {} zone groups of up to {}, seed "
@@ -239,10 +239,6 @@ class SimSource final : public Source {
   }
 
  private:
-  // Blocks until tick `next_tick_` is due on the wall clock. Returns false
-  // when `stop` was requested first.
-  bool WaitUntilDue(std::stop_token stop);
-
   // The value series `slot` of `zone` shows for bucket `minute` at `age`.
   uint64_t ValueAt(uint32_t zone, uint32_t slot, int64_t minute,
                    absl::Duration age) const;
@@ -261,10 +257,8 @@ class SimSource final : public Source {
   // Scheduler thread only.
   LanePlanner planner_;
   uint64_t next_tick_ = 0;
-  std::optional<std::chrono::steady_clock::time_point> wall_start_;
+  TickPacer pacer_;  // used only with options_.realtime
   std::chrono::steady_clock::time_point last_progress_log_;
-  std::mutex wait_mu_;  // only for wait_cv_, which stop requests wake
-  std::condition_variable_any wait_cv_;
 };
 
 std::optional<TickPlan> SimSource::NextTick(std::stop_token stop) {
@@ -275,28 +269,13 @@ std::optional<TickPlan> SimSource::NextTick(std::stop_token stop) {
       options_.start +
       options_.lanes.poll_interval * static_cast<int64_t>(next_tick_);
   if (now > options_.start + options_.duration) return std::nullopt;
-  if (options_.realtime && !WaitUntilDue(stop)) return std::nullopt;
+  if (options_.realtime && !pacer_.WaitUntilDue(next_tick_, stop)) {
+    return std::nullopt;
+  }
 
   TickPlan plan = planner_.Plan(next_tick_, now);
   ++next_tick_;
   return plan;
-}
-
-bool SimSource::WaitUntilDue(std::stop_token stop) {
-  // The wall clock starts with the first tick, so construction time does not
-  // count against the schedule.
-  const auto wall_now = std::chrono::steady_clock::now();
-  if (!wall_start_) wall_start_ = wall_now;
-  const auto due =
-      *wall_start_ +
-      absl::ToChronoNanoseconds(options_.lanes.poll_interval *
-                                static_cast<int64_t>(next_tick_));
-
-  // Nothing notifies wait_cv_: the wait ends at `due`, or early when the
-  // stop_token's callback wakes it.
-  std::unique_lock<std::mutex> lock(wait_mu_);
-  wait_cv_.wait_until(lock, stop, due, [] { return false; });
-  return !stop.stop_requested();
 }
 
 std::vector<int64_t> SimSource::BucketsOf(const FetchTask& task) const {
