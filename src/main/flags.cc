@@ -2,8 +2,10 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
+#include <span>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -11,13 +13,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
-#include "converge/time_util.h"
-#include "core/absl_compat.h"
+#include "absl/time/time.h"
 #include "core/secret_file.h"
+#include "main/flag_parsing.h"
 #include "server/http_server.h"
 
 // Numbers are int64 flags even where only positive values make sense, so that
@@ -27,15 +26,9 @@ ABSL_FLAG(std::string, source, "sim",
           "Data source: sim, replay or cloudflare.");
 ABSL_FLAG(std::string, replay_dir, "",
           "Folder of recorded fetches (*.json) for --source=replay.");
-ABSL_FLAG(int64_t, sim_zones, 10, "Simulated zones (count).");
-ABSL_FLAG(int64_t, sim_series_per_zone, 20,
-          "Simulated series per zone (count).");
-ABSL_FLAG(int64_t, sim_seed, 1, "Seed of the simulated values.");
-ABSL_FLAG(absl::Duration, sim_duration, absl::Hours(1),
-          "Simulated time to run (duration, e.g. 1h).");
-ABSL_FLAG(std::string, sim_start, "",
-          "Simulated start time (RFC 3339, e.g. 2026-06-01T00:00:00Z); empty "
-          "means the current minute.");
+// main/flag_parsing.cc defines the --sim-zones, --sim-series-per-zone,
+// --sim-seed, --sim-duration and --sim-start flags, which converge-report
+// shares.
 ABSL_FLAG(bool, sim_realtime, false,
           "Pace simulated ticks to the wall clock instead of running as fast "
           "as possible.");
@@ -202,137 +195,16 @@ const std::vector<HelpSection>& HelpSections() {
   return *sections;
 }
 
-std::string Dashed(std::string_view name) {
-  return absl::StrReplaceAll(ToAbsl(name), {{"_", "-"}});
-}
-
-std::string Underscored(std::string_view name) {
-  return absl::StrReplaceAll(ToAbsl(name), {{"-", "_"}});
-}
-
-bool IsOurs(std::string_view name) {
-  for (const HelpSection& section : HelpSections()) {
-    for (const char* flag : section.flags) {
-      if (name == flag) return true;
+// Returns every flag of HelpSections(), which are the flags argv may set.
+std::span<const char* const> FlagNames() {
+  static const auto* names = [] {
+    auto* all = new std::vector<const char*>;
+    for (const HelpSection& section : HelpSections()) {
+      all->insert(all->end(), section.flags.begin(), section.flags.end());
     }
-  }
-  return false;
-}
-
-// Collects the first validation error; later checks are skipped.
-class Checker {
- public:
-  bool ok() const { return error_.empty(); }
-  const std::string& error() const { return error_; }
-
-  void Fail(std::string message) {
-    if (error_.empty()) error_ = std::move(message);
-  }
-
-  void Range(const char* flag, int64_t value, int64_t min, int64_t max) {
-    if (value < min || value > max) {
-      Fail(absl::StrCat("invalid --", Dashed(flag), "=", value,
-                        ": must be an integer from ", min, " to ", max));
-    }
-  }
-
-  void Positive(const char* flag, absl::Duration value) {
-    if (value <= absl::ZeroDuration()) {
-      Fail(absl::StrCat("invalid --", Dashed(flag), "=",
-                        absl::FormatDuration(value),
-                        ": must be a duration greater than 0, e.g. 30s or 15m"));
-    }
-  }
-
-  void NotNegative(const char* flag, absl::Duration value) {
-    if (value < absl::ZeroDuration()) {
-      Fail(absl::StrCat("invalid --", Dashed(flag), "=",
-                        absl::FormatDuration(value),
-                        ": must be a duration of 0 or more, e.g. 2h"));
-    }
-  }
-
-  void OneOf(const char* flag, const std::string& value,
-             const std::vector<std::string>& allowed) {
-    for (const std::string& candidate : allowed) {
-      if (value == candidate) return;
-    }
-    Fail(absl::StrCat("invalid --", Dashed(flag), "=", value,
-                      ": must be one of ", absl::StrJoin(allowed, ", ")));
-  }
-
- private:
-  std::string error_;
-};
-
-// Sets flags from argv. Returns an empty string or the first error.
-std::string ApplyArguments(int argc, char** argv, CommandLine* command_line) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view argument = argv[i];
-    if (argument == "--help" || argument == "-h" || argument == "--helpfull") {
-      command_line->action = CommandLine::Action::kPrintHelp;
-      return "";
-    }
-    if (argument == "--version") {
-      command_line->action = CommandLine::Action::kPrintVersion;
-      return "";
-    }
-    if (!absl::StartsWith(ToAbsl(argument), "-")) {
-      return absl::StrCat("unexpected argument \"", ToAbsl(argument),
-                          "\": converge-exporter takes only flags; run ",
-                          kProgram, " --help for the list");
-    }
-
-    // Accept --name=value, --name value, -name=value, --name and --noname
-    // for booleans.
-    std::string_view body = argument.substr(argument.starts_with("--") ? 2 : 1);
-    std::string_view name = body;
-    std::string value;
-    bool has_value = false;
-    if (size_t equals = body.find('='); equals != std::string_view::npos) {
-      name = body.substr(0, equals);
-      value = std::string(body.substr(equals + 1));
-      has_value = true;
-    }
-
-    std::string flag_name = Underscored(name);
-    absl::CommandLineFlag* flag =
-        IsOurs(flag_name) ? absl::FindCommandLineFlag(flag_name) : nullptr;
-    if (flag == nullptr && !has_value && absl::StartsWith(flag_name, "no")) {
-      // --nosim-realtime
-      std::string positive = flag_name.substr(2);
-      absl::CommandLineFlag* negated =
-          IsOurs(positive) ? absl::FindCommandLineFlag(positive) : nullptr;
-      if (negated != nullptr && negated->IsOfType<bool>()) {
-        flag = negated;
-        flag_name = positive;
-        value = "false";
-        has_value = true;
-      }
-    }
-    if (flag == nullptr) {
-      return absl::StrCat("unknown flag --", ToAbsl(name), "; run ", kProgram,
-                          " --help for the list of flags");
-    }
-
-    if (!has_value) {
-      if (flag->IsOfType<bool>()) {
-        value = "true";
-      } else if (i + 1 < argc) {
-        value = argv[++i];
-      } else {
-        return absl::StrCat("missing value for --", Dashed(flag_name),
-                            "; write --", Dashed(flag_name), "=VALUE");
-      }
-    }
-
-    std::string error;
-    if (!flag->ParseFrom(value, &error)) {
-      return absl::StrCat("invalid --", Dashed(flag_name), "=", value, ": ",
-                          error, "; run ", kProgram, " --help for the format");
-    }
-  }
-  return "";
+    return all;
+  }();
+  return *names;
 }
 
 // Splits a comma-separated flag value, dropping blanks around and between
@@ -350,7 +222,7 @@ std::vector<std::string> CommaList(const std::string& value) {
 // read only when the source is selected (`selected`), so other sources never
 // touch the token.
 void BuildCloudflareOptions(bool selected, const LaneOptions& lanes,
-                            CloudflareOptions* options, Checker& check) {
+                            CloudflareOptions* options, FlagChecker& check) {
   options->graphql_url = absl::GetFlag(FLAGS_cf_api_url);
   options->rest_url = absl::GetFlag(FLAGS_cf_rest_url);
   options->zones = CommaList(absl::GetFlag(FLAGS_zones));
@@ -390,12 +262,8 @@ void BuildCloudflareOptions(bool selected, const LaneOptions& lanes,
   const std::string clock_start = absl::GetFlag(FLAGS_cf_clock_start);
   const absl::Duration clock_duration = absl::GetFlag(FLAGS_cf_clock_duration);
   if (!clock_start.empty()) {
-    absl::StatusOr<absl::Time> parsed = ParseRfc3339(clock_start);
-    if (!parsed.ok()) {
-      check.Fail(absl::StrCat("invalid --cf-clock-start=", clock_start,
-                              ": expected an RFC 3339 time such as "
-                              "2026-06-01T00:00:00Z"));
-    } else {
+    if (std::optional<absl::Time> parsed =
+            check.Rfc3339Time("cf_clock_start", clock_start)) {
       options->clock_start = *parsed;
     }
     check.Positive("cf_clock_duration", clock_duration);
@@ -420,7 +288,7 @@ void BuildCloudflareOptions(bool selected, const LaneOptions& lanes,
 
 // Builds the options from the flags and checks them. Returns the first error.
 std::string BuildConfig(ExporterConfig* config) {
-  Checker check;
+  FlagChecker check;
 
   // Source.
   config->source = absl::GetFlag(FLAGS_source);
@@ -430,29 +298,9 @@ std::string BuildConfig(ExporterConfig* config) {
     check.Fail("missing --replay-dir: --source=replay needs the folder of "
                "recorded fetches, e.g. --replay-dir=recordings/");
   }
-  const int64_t zones = absl::GetFlag(FLAGS_sim_zones);
-  const int64_t series = absl::GetFlag(FLAGS_sim_series_per_zone);
-  check.Range("sim_zones", zones, 1, 1'000'000);
-  check.Range("sim_series_per_zone", series, 1, 100'000);
-  check.Positive("sim_duration", absl::GetFlag(FLAGS_sim_duration));
   SimOptions& sim = config->sim;
-  sim.zones = static_cast<uint32_t>(zones);
-  sim.series_per_zone = static_cast<uint32_t>(series);
-  sim.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_sim_seed));
-  sim.duration = absl::GetFlag(FLAGS_sim_duration);
+  BuildSimOptionsFromFlags(&sim, check);
   sim.realtime = absl::GetFlag(FLAGS_sim_realtime);
-  const std::string start = absl::GetFlag(FLAGS_sim_start);
-  if (start.empty()) {
-    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
-    sim.start = absl::FromUnixMillis(now_ms - now_ms % 60'000);
-  } else if (absl::StatusOr<absl::Time> parsed = ParseRfc3339(start);
-             parsed.ok()) {
-    sim.start = *parsed;
-  } else {
-    check.Fail(absl::StrCat("invalid --sim-start=", start,
-                            ": expected an RFC 3339 time such as "
-                            "2026-06-01T00:00:00Z"));
-  }
 
   // Stabilization and lanes.
   const int64_t threshold = absl::GetFlag(FLAGS_threshold);
@@ -464,15 +312,8 @@ std::string BuildConfig(ExporterConfig* config) {
   check.Positive("backfill_chunk", absl::GetFlag(FLAGS_backfill_chunk));
   check.Range("backfill_calls_per_tick",
               absl::GetFlag(FLAGS_backfill_calls_per_tick), 0, 1'000'000);
-  if (check.ok() &&
-      absl::GetFlag(FLAGS_window_ttl) <= absl::GetFlag(FLAGS_lookback)) {
-    check.Fail(absl::StrCat(
-        "invalid --window-ttl=",
-        absl::FormatDuration(absl::GetFlag(FLAGS_window_ttl)),
-        ": must be greater than --lookback=",
-        absl::FormatDuration(absl::GetFlag(FLAGS_lookback)),
-        ", or the live lane would refetch buckets whose windows are closed"));
-  }
+  check.WindowTtlAboveLookback(absl::GetFlag(FLAGS_window_ttl),
+                               absl::GetFlag(FLAGS_lookback));
   LaneOptions& lanes = sim.lanes;
   lanes.poll_interval = absl::GetFlag(FLAGS_poll_interval);
   lanes.lookback = absl::GetFlag(FLAGS_lookback);
@@ -589,21 +430,13 @@ std::string BuildConfig(ExporterConfig* config) {
   check.OneOf("log_format", config->log_format, {"text", "json"});
 
   // Whatever the flag checks missed, the components' own validation catches.
-  if (check.ok()) {
-    if (absl::Status status = ValidatePipelineOptions(pipeline); !status.ok()) {
-      check.Fail(std::string(status.message()));
-    }
+  check.Validate([&] { return ValidatePipelineOptions(pipeline); });
+  if (config->source == "sim") {
+    check.Validate([&] { return ValidateSimOptions(sim); });
   }
-  if (check.ok() && config->source == "sim") {
-    if (absl::Status status = ValidateSimOptions(sim); !status.ok()) {
-      check.Fail(std::string(status.message()));
-    }
-  }
-  if (check.ok() && config->source == "cloudflare") {
-    if (absl::Status status = ValidateCloudflareOptions(config->cloudflare);
-        !status.ok()) {
-      check.Fail(std::string(status.message()));
-    }
+  if (config->source == "cloudflare") {
+    check.Validate(
+        [&] { return ValidateCloudflareOptions(config->cloudflare); });
   }
   return check.error();
 }
@@ -611,9 +444,20 @@ std::string BuildConfig(ExporterConfig* config) {
 }  // namespace
 
 CommandLine ParseCommandLine(int argc, char** argv) {
+  const FlagSyntax syntax = {
+      .program = kProgram,
+      .flag_names = FlagNames(),
+      .help_arguments = {"--help", "-h", "--helpfull"},
+      .accepts_version = true,
+  };
+  FlagArguments arguments = ApplyFlagArguments(argc, argv, syntax);
   CommandLine command_line;
-  std::string error = ApplyArguments(argc, argv, &command_line);
-  if (error.empty() && command_line.action == CommandLine::Action::kRun) {
+  std::string error = std::move(arguments.error);
+  if (arguments.request == FlagArguments::Request::kPrintHelp) {
+    command_line.action = CommandLine::Action::kPrintHelp;
+  } else if (arguments.request == FlagArguments::Request::kPrintVersion) {
+    command_line.action = CommandLine::Action::kPrintVersion;
+  } else if (error.empty()) {
     error = BuildConfig(&command_line.config);
   }
   if (!error.empty()) {
@@ -632,8 +476,8 @@ std::string DescribeConfig() {
       // Paths of secret files are not secrets, but URLs may carry
       // user:password@, so every URL goes through RedactUrl.
       if (absl::StrContains(name, "url")) value = RedactUrl(value);
-      absl::StrAppend(&text, text.empty() ? "" : " ", Dashed(name), "=",
-                      value.empty() ? "\"\"" : value);
+      absl::StrAppend(&text, text.empty() ? "" : " ", DashedFlagName(name),
+                      "=", value.empty() ? "\"\"" : value);
     }
   }
   absl::StrAppend(&text, " sink-basic-auth=",
@@ -642,20 +486,15 @@ std::string DescribeConfig() {
 }
 
 std::string HelpText() {
-  std::string text = absl::StrCat(
-      "Usage: ", kProgram, " [--flag=value ...]\n\n",
+  std::string text = FlagHelpHeader(
+      kProgram,
       "Fetches still-settling per-minute analytics again and again, pushes "
       "each\n(series, bucket) value once it stops changing, stamped with the "
-      "bucket's\nown time, and force-flushes values that never settle.\n"
-      "Durations are written like 30s, 15m, 2h or 1h30m.\n");
+      "bucket's\nown time, and force-flushes values that never settle.\n");
   for (const HelpSection& section : HelpSections()) {
     absl::StrAppend(&text, "\n", section.title, ":\n");
     for (const char* name : section.flags) {
-      const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-      absl::StrAppend(&text, "  --", Dashed(name), " (default: ",
-                      flag->DefaultValue().empty() ? "\"\""
-                                                   : flag->DefaultValue(),
-                      ")\n      ", flag->Help(), "\n");
+      absl::StrAppend(&text, FlagHelpEntry(name));
     }
   }
   return text;

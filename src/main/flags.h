@@ -2,9 +2,9 @@
 // options of the pipeline, the source and the sink.
 //
 // Flags are abseil flags, spelled with dashes on the command line
-// (`--window-ttl=15m`). The parser here, rather than absl::ParseCommandLine,
-// reads argv so that every invalid value exits with status 2 and a message
-// naming the flag, the value and what is allowed.
+// (`--window-ttl=15m`). The parser of main/flag_parsing.h, rather than
+// absl::ParseCommandLine, reads argv so that every invalid value exits with
+// status 2 and a message naming the flag, the value and what is allowed.
 
 #ifndef CONVERGE_MAIN_FLAGS_H_
 #define CONVERGE_MAIN_FLAGS_H_

@@ -1,9 +1,9 @@
 // Command-line flags of converge-report.
 //
 // Flags are abseil flags spelled with dashes (`--replay-dir=DIR`). The parser
-// here reads argv itself, as converge-exporter's does, so that every invalid
-// value exits with status 2 and a message naming the flag, the value and what
-// is allowed.
+// of main/flag_parsing.h, which converge-exporter uses too, reads argv so that
+// every invalid value exits with status 2 and a message naming the flag, the
+// value and what is allowed.
 
 #ifndef CONVERGE_REPORT_REPORT_FLAGS_H_
 #define CONVERGE_REPORT_REPORT_FLAGS_H_
