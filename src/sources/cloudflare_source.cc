@@ -402,22 +402,9 @@ converge::SourceStats CloudflareSource::Stats() const {
 
 void CloudflareSource::OnTaskDone(const FetchTask& task,
                                   const absl::Status& status) {
-  const uint64_t done_before = planner_.backfill_chunks_done();
-  planner_.OnTaskDone(task, status.ok());
-  if (planner_.backfill_chunks_done() > done_before) LogBackfillProgress();
+  backfill_progress_.OnTaskDone(planner_, task, status.ok());
 }
 
-void CloudflareSource::LogBackfillProgress() {
-  constexpr auto kInterval = std::chrono::seconds(10);
-  const uint64_t done = planner_.backfill_chunks_done();
-  const uint64_t total = planner_.backfill_chunks_total();
-  const auto now = std::chrono::steady_clock::now();
-  if (done != 1 && done != total && now - last_progress_log_ < kInterval) {
-    return;
-  }
-  last_progress_log_ = now;
-  spdlog::info("cloudflare source: backfill {}/{} chunks done", done, total);
-}
 
 // --- Fetching (any fetcher thread) ------------------------------------------
 

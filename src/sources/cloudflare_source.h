@@ -50,6 +50,7 @@
 #include "sources/cloudflare_observations.h"
 #include "sources/cloudflare_response.h"
 #include "sources/cloudflare_zones.h"
+#include "sources/backfill_progress.h"
 #include "sources/tick_pacer.h"
 
 namespace converge::cloudflare {
@@ -160,7 +161,6 @@ class CloudflareSource final : public Source {
   absl::Status Fail(FailureCause cause, absl::Status status);
   void Count(FailureCause cause);
 
-  void LogBackfillProgress();
   void LogStats() const;
 
   // Constant after construction; read by every fetcher.
@@ -196,7 +196,7 @@ class CloudflareSource final : public Source {
   BackfillAllowance backfill_allowance_;
   uint64_t next_tick_ = 0;
   TickPacer pacer_;  // used only without a simulated clock
-  std::chrono::steady_clock::time_point last_progress_log_;
+  BackfillProgress backfill_progress_{"cloudflare"};
   std::chrono::steady_clock::time_point last_stats_log_ =
       std::chrono::steady_clock::now();
 };

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -23,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "converge/sources.h"
+#include "sources/backfill_progress.h"
 #include "core/series_encoder.h"
 #include "sources/tick_pacer.h"
 
@@ -247,8 +247,6 @@ class SimSource final : public Source {
   // Minutes of `task.range` old enough to have data at `task.now`.
   std::vector<int64_t> BucketsOf(const FetchTask& task) const;
 
-  void LogBackfillProgress();
-
   // Constant after construction, so any fetcher thread may read them.
   const SimOptions options_;
   const uint32_t partitions_;
@@ -258,7 +256,7 @@ class SimSource final : public Source {
   LanePlanner planner_;
   uint64_t next_tick_ = 0;
   TickPacer pacer_;  // used only with options_.realtime
-  std::chrono::steady_clock::time_point last_progress_log_;
+  BackfillProgress backfill_progress_{"sim"};
 };
 
 std::optional<TickPlan> SimSource::NextTick(std::stop_token stop) {
@@ -384,23 +382,7 @@ uint64_t SimSource::ValueAt(uint32_t zone, uint32_t slot, int64_t minute,
 }
 
 void SimSource::OnTaskDone(const FetchTask& task, const absl::Status& status) {
-  const uint64_t done_before = planner_.backfill_chunks_done();
-  planner_.OnTaskDone(task, status.ok());
-  if (planner_.backfill_chunks_done() > done_before) LogBackfillProgress();
-}
-
-void SimSource::LogBackfillProgress() {
-  // A simulated run can finish many chunks per wall second: log the first
-  // and the last chunk, and otherwise at most one line per interval.
-  constexpr auto kInterval = std::chrono::seconds(10);
-  const uint64_t done = planner_.backfill_chunks_done();
-  const uint64_t total = planner_.backfill_chunks_total();
-  const auto now = std::chrono::steady_clock::now();
-  if (done != 1 && done != total && now - last_progress_log_ < kInterval) {
-    return;
-  }
-  last_progress_log_ = now;
-  spdlog::info("sim source: backfill {}/{} chunks done", done, total);
+  backfill_progress_.OnTaskDone(planner_, task, status.ok());
 }
 
 }  // namespace
