@@ -104,38 +104,36 @@ absl::Status ReadLabel(dom::object object, std::string_view field,
   }
 }
 
-// Reads `field` of `object` as an object; a missing or null one reads as
-// absent (*found = false).
-absl::Status ReadObject(dom::object object, std::string_view field,
-                        const std::string& where, dom::object* out,
-                        bool* found) {
+// Reads `field` of `object` as a `T` (dom::object or dom::array, named
+// `kind` in errors). A missing or null field reads as absent
+// (*found = false).
+template <typename T>
+absl::Status ReadOptional(dom::object object, std::string_view field,
+                          std::string_view kind, const std::string& where,
+                          T* out, bool* found) {
   dom::element element;
   *found = false;
   if (object[field].get(element) != simdjson::SUCCESS || element.is_null()) {
     return absl::OkStatus();
   }
-  if (element.get_object().get(*out) != simdjson::SUCCESS) {
+  if (element.get(*out) != simdjson::SUCCESS) {
     return Invalid(absl::StrCat(where, ".", ToAbsl(field)),
-                   absl::StrCat("must be an object, got ", Quote(element)));
+                   absl::StrCat("must be ", ToAbsl(kind), ", got ",
+                                Quote(element)));
   }
   *found = true;
   return absl::OkStatus();
 }
 
-// Same for arrays.
+absl::Status ReadObject(dom::object object, std::string_view field,
+                        const std::string& where, dom::object* out,
+                        bool* found) {
+  return ReadOptional(object, field, "an object", where, out, found);
+}
+
 absl::Status ReadArray(dom::object object, std::string_view field,
                        const std::string& where, dom::array* out, bool* found) {
-  dom::element element;
-  *found = false;
-  if (object[field].get(element) != simdjson::SUCCESS || element.is_null()) {
-    return absl::OkStatus();
-  }
-  if (element.get_array().get(*out) != simdjson::SUCCESS) {
-    return Invalid(absl::StrCat(where, ".", ToAbsl(field)),
-                   absl::StrCat("must be an array, got ", Quote(element)));
-  }
-  *found = true;
-  return absl::OkStatus();
+  return ReadOptional(object, field, "an array", where, out, found);
 }
 
 // Reads the minute of a group from dimensions.<field>.
