@@ -8,10 +8,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -47,6 +50,27 @@ std::vector<std::string> Workload() {
           "--batch-max-samples=500",
           "--sink-queue-max-samples=2048",
           "--shard-queue-max-observations=4096"};
+}
+
+// Names how many expected points are missing from `stored` and the time
+// range they cover, for failure messages.
+std::string DescribeMissing(const std::set<Point>& stored,
+                            const std::set<Point>& expected) {
+  uint64_t missing = 0;
+  std::set<std::string> series;
+  int64_t first_ms = std::numeric_limits<int64_t>::max();
+  int64_t last_ms = std::numeric_limits<int64_t>::min();
+  for (const Point& point : expected) {
+    if (stored.count(point) > 0) continue;
+    ++missing;
+    series.insert(std::get<0>(point));
+    first_ms = std::min(first_ms, std::get<1>(point));
+    last_ms = std::max(last_ms, std::get<1>(point));
+  }
+  if (missing == 0) return "no expected point is missing\n";
+  return absl::StrCat(missing, " expected points of ", series.size(),
+                      " series are missing, with timestamps from ", first_ms,
+                      " to ", last_ms, " ms\n");
 }
 
 class OutageTest : public ::testing::Test {
@@ -123,14 +147,25 @@ class OutageTest : public ::testing::Test {
     EXPECT_EQ(SummaryField(result.err, "rejected"), 0u);
     EXPECT_GT(SummaryField(result.err, "retries"), 0u);
 
-    ASSERT_TRUE(vm.ForceFlush().ok());
-    absl::StatusOr<std::vector<harness::ExportedSeries>> stored =
-        vm.Export("{__name__=~\"cloudflare_.*\"}");
-    ASSERT_TRUE(stored.ok()) << stored.status();
-    const std::set<Point> points = harness::ExportedPoints(*stored);
+    // Export until every expected point is there or 30 s have passed.
+    // NOTE: once, on a machine running two other builds, one export right
+    // after the run lacked three quarters of the points, although every push
+    // had been acknowledged. The cause is unknown. A point still missing
+    // after 30 s fails the test, which then names the missing points.
+    std::set<Point> points;
+    for (int attempt = 0; attempt < 60; ++attempt) {
+      ASSERT_TRUE(vm.ForceFlush().ok());
+      absl::StatusOr<std::vector<harness::ExportedSeries>> stored =
+          vm.Export("{__name__=~\"cloudflare_.*\"}");
+      ASSERT_TRUE(stored.ok()) << stored.status();
+      points = harness::ExportedPoints(*stored);
+      if (points.size() >= expected.size()) break;
+      usleep(500'000);
+    }
     std::cout << "pushed " << emitted << " samples, stored " << points.size()
               << " distinct points, expected " << expected.size() << "\n";
-    EXPECT_EQ(points.size(), expected.size());
+    EXPECT_EQ(points.size(), expected.size()) << DescribeMissing(points, expected)
+                                              << vm.LogTail(4000);
     EXPECT_TRUE(points == expected);
   }
 
