@@ -162,6 +162,21 @@ absl::Status ReadBucket(dom::object dimensions, std::string_view field,
   return absl::OkStatus();
 }
 
+// Reads the required `dimensions` object of a group and the group's minute
+// from dimensions.<bucket_field>.
+absl::Status ReadDimensions(dom::object group, std::string_view bucket_field,
+                            const std::string& where, dom::object* dimensions,
+                            int64_t* bucket_ms) {
+  bool found = false;
+  if (absl::Status status =
+          ReadObject(group, "dimensions", where, dimensions, &found);
+      !status.ok()) {
+    return status;
+  }
+  if (!found) return Invalid(where, "has no dimensions");
+  return ReadBucket(*dimensions, bucket_field, where, bucket_ms);
+}
+
 // Runs `read` on every object of `array`, naming each `where[i]`.
 template <typename ReadOne>
 absl::Status ForEachObject(dom::array array, const std::string& where,
@@ -215,21 +230,15 @@ absl::Status ReadHttp1mRow(dom::object group, const std::string& where,
                            Http1mRow* row) {
   // Minute.
   dom::object dimensions;
-  bool found = false;
-  if (absl::Status status =
-          ReadObject(group, "dimensions", where, &dimensions, &found);
-      !status.ok()) {
-    return status;
-  }
-  if (!found) return Invalid(where, "has no dimensions");
-  if (absl::Status status =
-          ReadBucket(dimensions, "datetime", where, &row->bucket_ms);
+  if (absl::Status status = ReadDimensions(group, "datetime", where,
+                                           &dimensions, &row->bucket_ms);
       !status.ok()) {
     return status;
   }
 
   // uniq.uniques.
   dom::object uniq;
+  bool found = false;
   if (absl::Status status = ReadObject(group, "uniq", where, &uniq, &found);
       !status.ok()) {
     return status;
@@ -334,19 +343,12 @@ absl::Status ReadHttp1mRow(dom::object group, const std::string& where,
 absl::Status ReadAdaptiveRow(dom::object group, const std::string& where,
                              AdaptiveRow* row) {
   dom::object dimensions;
-  bool found = false;
-  if (absl::Status status =
-          ReadObject(group, "dimensions", where, &dimensions, &found);
+  if (absl::Status status = ReadDimensions(group, "datetimeMinute", where,
+                                           &dimensions, &row->bucket_ms);
       !status.ok()) {
     return status;
   }
-  if (!found) return Invalid(where, "has no dimensions");
   const std::string dimensions_where = where + ".dimensions";
-  if (absl::Status status =
-          ReadBucket(dimensions, "datetimeMinute", where, &row->bucket_ms);
-      !status.ok()) {
-    return status;
-  }
   if (absl::Status status = ReadLabel(dimensions, "edgeResponseStatus",
                                       dimensions_where, &row->status);
       !status.ok()) {
@@ -358,19 +360,12 @@ absl::Status ReadAdaptiveRow(dom::object group, const std::string& where,
 absl::Status ReadDnsRow(dom::object group, const std::string& where,
                         DnsRow* row) {
   dom::object dimensions;
-  bool found = false;
-  if (absl::Status status =
-          ReadObject(group, "dimensions", where, &dimensions, &found);
+  if (absl::Status status = ReadDimensions(group, "datetimeMinute", where,
+                                           &dimensions, &row->bucket_ms);
       !status.ok()) {
     return status;
   }
-  if (!found) return Invalid(where, "has no dimensions");
   const std::string dimensions_where = where + ".dimensions";
-  if (absl::Status status =
-          ReadBucket(dimensions, "datetimeMinute", where, &row->bucket_ms);
-      !status.ok()) {
-    return status;
-  }
   const std::pair<std::string_view, std::string*> labels[] = {
       {"responseCode", &row->response_code},
       {"queryType", &row->query_type},
@@ -389,6 +384,7 @@ absl::Status ReadDnsRow(dom::object group, const std::string& where,
   }
 
   dom::object sum;
+  bool found = false;
   if (absl::Status status = ReadObject(group, "sum", where, &sum, &found);
       !status.ok() || !found) {
     return status;
