@@ -1,11 +1,12 @@
 // Recycles observation batches between the fetchers that fill them and the
 // shards that ingest them.
 //
-// A fetcher routes a fetch's observations into one batch per shard, and the
-// shard hands the batch back here once its observations are ingested. The
-// next fetch reuses the batch's buffers, so a steady pipeline stops
-// allocating once every batch in flight has grown to its working size. The
-// pool keeps at most `capacity` idle batches and frees the rest.
+// A fetcher takes a batch for each fetch and shares it with the shards; the
+// last shard to release it gives it back here. The next fetch reuses the
+// batch's buffers, so a steady pipeline stops allocating once every batch in
+// flight has grown to its working size. The pool keeps at most `capacity`
+// idle batches and frees the rest. An idle batch keeps the memory of the
+// largest fetch it held.
 //
 // Thread safety: Take() and Give() may be called from any thread.
 
