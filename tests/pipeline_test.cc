@@ -258,6 +258,34 @@ TEST_F(PipelineTest, MatchesSingleEngineForAnyShardsAndFetchers) {
   }
 }
 
+TEST_F(PipelineTest, LargeFetchesSpanSeveralMessages) {
+  // 1,000 series x up to 10 buckets per task: more observations per shard
+  // than one message carries (4,096), so a task reaches each shard in
+  // pieces.
+  const int zones = 2, series = 1000;
+  const uint64_t ticks = 20;
+  const std::vector<Sample> expected =
+      ReferenceRun(Options(1, 1), zones, series, ticks);
+  ASSERT_FALSE(expected.empty());
+
+  for (int shards : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat("shards=", shards));
+    {
+      std::lock_guard<std::mutex> lock(sink_.mutex);
+      sink_.samples.clear();
+    }
+    PipelineOptions options = Options(shards, 2);
+    options.sink_queue_capacity = 4096;
+    absl::StatusOr<PipelineSummary> summary = RunPipeline(
+        options, std::make_unique<ScriptedSource>(zones, series, ticks));
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    // Tick k fetches k / 2 + 1 buckets: 110 in all.
+    EXPECT_EQ(summary->observations_fetched, uint64_t{110} * zones * series);
+    EXPECT_EQ(summary->samples_delivered, expected.size());
+    ExpectSameSamples(Collected(), expected);
+  }
+}
+
 TEST_F(PipelineTest, PerSeriesOrderIsSameForAnyShards) {
   // With threshold 1 a series pushes several buckets per tick, and
   // corrections re-push a bucket, so the order within a series matters.
@@ -527,28 +555,28 @@ TEST(BatchPoolTest, TakeReusesAGivenBatchEmptied) {
   BatchPool pool(4);
   std::unique_ptr<ObservationBatch> batch = pool.Take();
   batch->Add(ScriptedSource::Key(0, 0), kStartMs, 1);
-  const ObservationBatch* const given = batch.get();
+  const ObservationBatch* const returned_batch = batch.get();
   pool.Give(std::move(batch));
 
-  std::unique_ptr<ObservationBatch> taken = pool.Take();
-  EXPECT_EQ(taken.get(), given);
-  EXPECT_TRUE(taken->empty());
+  std::unique_ptr<ObservationBatch> reused = pool.Take();
+  EXPECT_EQ(reused.get(), returned_batch);
+  EXPECT_TRUE(reused->empty());
 }
 
 TEST(BatchPoolTest, KeepsAtMostCapacityIdle) {
   BatchPool pool(2);
-  std::set<const ObservationBatch*> kept;
+  std::set<const ObservationBatch*> pooled_batches;
   for (int i = 0; i < 3; ++i) {
     std::unique_ptr<ObservationBatch> batch =
         std::make_unique<ObservationBatch>();
-    if (i < 2) kept.insert(batch.get());
+    if (i < 2) pooled_batches.insert(batch.get());
     pool.Give(std::move(batch));  // the third one is freed
   }
 
   std::unique_ptr<ObservationBatch> first = pool.Take();
   std::unique_ptr<ObservationBatch> second = pool.Take();
-  EXPECT_EQ(kept.count(first.get()), 1u);
-  EXPECT_EQ(kept.count(second.get()), 1u);
+  EXPECT_EQ(pooled_batches.count(first.get()), 1u);
+  EXPECT_EQ(pooled_batches.count(second.get()), 1u);
   EXPECT_NE(first.get(), second.get());
 }
 
