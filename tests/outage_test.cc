@@ -153,7 +153,9 @@ class OutageTest : public ::testing::Test {
     // had been acknowledged. The cause is unknown. A point still missing
     // after 30 s fails the test, which then names the missing points.
     std::set<Point> points;
-    for (int attempt = 0; attempt < 60; ++attempt) {
+    int exports = 0;
+    while (exports < 60) {
+      ++exports;
       ASSERT_TRUE(vm.ForceFlush().ok());
       absl::StatusOr<std::vector<harness::ExportedSeries>> stored =
           vm.Export("{__name__=~\"cloudflare_.*\"}");
@@ -163,7 +165,8 @@ class OutageTest : public ::testing::Test {
       usleep(500'000);
     }
     std::cout << "pushed " << emitted << " samples, stored " << points.size()
-              << " distinct points, expected " << expected.size() << "\n";
+              << " distinct points (export " << exports << "), expected "
+              << expected.size() << "\n";
     EXPECT_EQ(points.size(), expected.size()) << DescribeMissing(points, expected)
                                               << vm.LogTail(4000);
     EXPECT_TRUE(points == expected);
