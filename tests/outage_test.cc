@@ -52,8 +52,8 @@ std::vector<std::string> Workload() {
           "--shard-queue-max-observations=4096"};
 }
 
-// Names how many expected points are missing from `stored` and the time
-// range they cover, for failure messages.
+// Describes the expected points missing from `stored`: how many, of how
+// many series, and the time range they cover, for failure messages.
 std::string DescribeMissing(const std::set<Point>& stored,
                             const std::set<Point>& expected) {
   uint64_t missing = 0;
