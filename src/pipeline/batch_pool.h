@@ -1,12 +1,12 @@
 // Recycles observation batches between the fetchers that fill them and the
 // shards that ingest them.
 //
-// A fetcher takes a batch for each fetch and shares it with the shards; the
-// last shard to release it gives it back here. The next fetch reuses the
-// batch's buffers, so a steady pipeline stops allocating once every batch in
-// flight has grown to its working size. The pool keeps at most `capacity`
-// idle batches and frees the rest. An idle batch keeps the memory of the
-// largest fetch it held.
+// A fetcher takes a batch for each fetch and shares it with the shards.
+// Whichever thread releases it last, a shard or the fetcher, gives it back
+// here. The next fetch reuses the batch's buffers, so a steady pipeline
+// stops allocating once every batch in flight has grown to its working
+// size. The pool keeps at most `capacity` idle batches and frees the rest.
+// An idle batch keeps the memory of the largest fetch it held.
 //
 // Thread safety: Take() and Give() may be called from any thread.
 
@@ -37,7 +37,7 @@ class BatchPool {
   }
 
   // Empties `batch` and keeps it for a later Take(), unless the pool already
-  // holds `capacity` batches (approximately: the count may lag behind
+  // contains `capacity` batches (approximately: the count may lag behind
   // concurrent calls).
   void Give(std::unique_ptr<ObservationBatch> batch) {
     if (batch == nullptr || idle_.size_approx() >= capacity_) return;

@@ -205,7 +205,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     }
   }
   const size_t fetched_count = owned->size();
-  // The last message to drop the batch, on any thread, returns it to the pool.
+  // The last owner to drop the batch, on any thread, returns it to the pool.
   const std::shared_ptr<const ObservationBatch> fetched(
       owned.release(),
       [pool = &batch_pool_](ObservationBatch* batch) {
@@ -238,7 +238,9 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     }
     const size_t shard = shard_count == 1 ? 0 : fetched->hash(i) % shard_count;
     std::vector<uint32_t>& positions = context.positions[shard];
-    if (positions.empty()) positions.reserve(kRouteBatch);
+    if (positions.empty()) {
+      positions.reserve(std::min(kRouteBatch, fetched_count - i));
+    }
     positions.push_back(static_cast<uint32_t>(i));
     ++context.routed_count[shard];
     if (positions.size() >= kRouteBatch) {

@@ -17,7 +17,7 @@ constexpr size_t kPopBatch = 1024;
 struct SampleOrder {
   uint64_t hash;
   int64_t timestamp_ms;
-  uint32_t index;  // position in the shard's pending samples
+  size_t index;  // position in the shard's pending samples
 };
 
 // CPU time the calling thread has used.
@@ -183,6 +183,7 @@ void ShardWorker::Ingest(ShardMessage& message) {
   views_.clear();
   for (uint32_t position : message.positions) views_.push_back(batch[position]);
   engine.IngestBatch(views_, &pending_samples_);
+  views_.clear();  // the views must not outlive the batch
   message.batch.reset();
 }
 
@@ -210,8 +211,7 @@ void ShardWorker::SendSamples() {
   order.reserve(pending_samples_.size());
   for (size_t i = 0; i < pending_samples_.size(); ++i) {
     order.push_back(SampleOrder{pending_samples_[i].series.hash(),
-                                pending_samples_[i].timestamp_ms,
-                                static_cast<uint32_t>(i)});
+                                pending_samples_[i].timestamp_ms, i});
   }
   std::sort(order.begin(), order.end(),
             [this](const SampleOrder& a, const SampleOrder& b) {

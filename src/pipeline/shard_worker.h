@@ -115,8 +115,9 @@ class ShardWorker {
   uint64_t finish_tick_ = 0;
   std::optional<BoundedQueue<Sample>::ProducerToken> sink_token_;
   std::vector<Sample> pending_samples_;  // emitted during the current tick
-  std::vector<Sample> sorted_samples_;
-  std::vector<ObservationView> views_;   // the same, in the order they leave
+  std::vector<Sample> sorted_samples_;   // the same, in the order they leave
+  // The message being ingested, as views into its batch; empty otherwise.
+  std::vector<ObservationView> views_;
   uint64_t samples_sent_ = 0;
   absl::Time last_now_ = absl::UnixEpoch();  // the last completed tick's now
   Histogram first_push_age_ = MakeFirstPushAgeHistogram();
