@@ -98,10 +98,9 @@ class Pipeline::Impl {
   struct FetcherContext {
     std::vector<BoundedQueue<ShardMessage>::ProducerToken> shard_tokens;
     std::optional<BoundedQueue<TaskResult>::ProducerToken> result_token;
-    // Per shard: the positions being collected, the messages ready to send,
-    // and the observations routed for the current task.
+    // Per shard: the positions being collected and the observations routed
+    // for the current task.
     std::vector<std::vector<uint32_t>> positions;
-    std::vector<std::vector<ShardMessage>> routed;
     std::vector<uint64_t> routed_count;
   };
 
@@ -168,7 +167,6 @@ void Pipeline::Impl::RunFetcher() {
     context.shard_tokens.push_back(shard->queue().MakeProducerToken());
   }
   context.positions.resize(shards_.size());
-  context.routed.resize(shards_.size());
   context.routed_count.resize(shards_.size());
 
   while (true) {
@@ -220,7 +218,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
   std::fill(context.routed_count.begin(), context.routed_count.end(), 0);
   absl::flat_hash_set<int64_t> bucket_set;
   int64_t last_bucket = 0;
-  auto seal = [&](size_t shard) {
+  auto send_positions = [&](size_t shard) {
     ShardMessage message;
     message.kind = ShardMessage::Kind::kObservations;
     message.tick = task.tick;
@@ -228,7 +226,8 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     message.batch = fetched;
     message.positions = std::move(context.positions[shard]);
     context.positions[shard] = {};
-    context.routed[shard].push_back(std::move(message));
+    shards_[shard]->queue().Push(context.shard_tokens[shard],
+                                 std::move(message));
   };
   for (size_t i = 0; i < fetched_count; ++i) {
     const int64_t bucket_ms = fetched->bucket_ms(i);
@@ -243,13 +242,7 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
     }
     positions.push_back(static_cast<uint32_t>(i));
     ++context.routed_count[shard];
-    if (positions.size() >= kRouteBatch) {
-      seal(shard);
-      std::vector<ShardMessage>& routed = context.routed[shard];
-      shards_[shard]->queue().PushBulk(context.shard_tokens[shard],
-                                       routed.data(), routed.size());
-      routed.clear();
-    }
+    if (positions.size() >= kRouteBatch) send_positions(shard);
   }
   auto buckets = std::make_shared<std::vector<int64_t>>(bucket_set.begin(),
                                                         bucket_set.end());
@@ -257,18 +250,15 @@ void Pipeline::Impl::FetchOne(const FetchTask& task, FetcherContext& context) {
 
   // Every shard gets the task's marker after its observations.
   for (size_t shard = 0; shard < shard_count; ++shard) {
-    if (!context.positions[shard].empty()) seal(shard);
-    std::vector<ShardMessage>& routed = context.routed[shard];
+    if (!context.positions[shard].empty()) send_positions(shard);
     ShardMessage marker;
     marker.kind = ShardMessage::Kind::kTaskDone;
     marker.tick = task.tick;
     marker.partition = task.partition;
     marker.count = context.routed_count[shard];
     marker.buckets = buckets;
-    routed.push_back(std::move(marker));
-    shards_[shard]->queue().PushBulk(context.shard_tokens[shard],
-                                     routed.data(), routed.size());
-    routed.clear();
+    shards_[shard]->queue().Push(context.shard_tokens[shard],
+                                 std::move(marker));
   }
 
   observations_fetched_.fetch_add(fetched_count, std::memory_order_relaxed);
