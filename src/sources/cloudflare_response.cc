@@ -398,6 +398,20 @@ absl::Status ReadDnsRow(dom::object group, const std::string& where,
                    &row->uncached);
 }
 
+// Appends one row to `rows` for every group of `groups`, read by
+// `read_row`.
+template <typename Row>
+absl::Status ReadRows(dom::array groups, const std::string& where,
+                      absl::Status (*read_row)(dom::object, const std::string&,
+                                               Row*),
+                      std::vector<Row>* rows) {
+  return ForEachObject(groups, where,
+                       [&](dom::object group, const std::string& item) {
+                         rows->emplace_back();
+                         return read_row(group, item, &rows->back());
+                       });
+}
+
 absl::Status ReadZone(dom::object zone, const std::string& where,
                       Dataset dataset, ZoneRows* rows) {
   std::string_view tag;
@@ -416,25 +430,11 @@ absl::Status ReadZone(dom::object zone, const std::string& where,
   const std::string groups_where = absl::StrCat(where, ".", ToAbsl(field));
   switch (dataset) {
     case Dataset::kHttp1m:
-      return ForEachObject(groups, groups_where,
-                           [&](dom::object group, const std::string& item) {
-                             rows->http1m.emplace_back();
-                             return ReadHttp1mRow(group, item,
-                                                  &rows->http1m.back());
-                           });
+      return ReadRows(groups, groups_where, ReadHttp1mRow, &rows->http1m);
     case Dataset::kHttpAdaptive:
-      return ForEachObject(groups, groups_where,
-                           [&](dom::object group, const std::string& item) {
-                             rows->adaptive.emplace_back();
-                             return ReadAdaptiveRow(group, item,
-                                                    &rows->adaptive.back());
-                           });
+      return ReadRows(groups, groups_where, ReadAdaptiveRow, &rows->adaptive);
     case Dataset::kDns:
-      return ForEachObject(groups, groups_where,
-                           [&](dom::object group, const std::string& item) {
-                             rows->dns.emplace_back();
-                             return ReadDnsRow(group, item, &rows->dns.back());
-                           });
+      return ReadRows(groups, groups_where, ReadDnsRow, &rows->dns);
   }
   return absl::OkStatus();
 }
