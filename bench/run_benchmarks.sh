@@ -9,7 +9,7 @@
 # Usage: bench/run_benchmarks.sh [BUILD_DIR] [OUT_DIR]
 #   BUILD_DIR  a Release build (default: build-bench)
 #   OUT_DIR    where the JSON files go (default: bench/results)
-# Each benchmark runs REPETITIONS times (default 3); the JSON files keep every
+# Each benchmark runs REPETITIONS times (default 3). The JSON files keep every
 # repetition and their mean, median and standard deviation, and the chart
 # shows the median. The load average is printed before and after each run.
 # Other processes on the machine change the figures, so take them on an idle

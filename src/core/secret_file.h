@@ -13,8 +13,8 @@ namespace converge {
 // Returns the content of `path` with surrounding whitespace removed.
 // Errors name `flag` and the path, never the content: kNotFound or
 // kPermissionDenied when the file cannot be read, kInvalidArgument when it
-// is empty. The message for an empty file tells the user to write the
-// `secret_name` (such as "API token") into it.
+// is empty. The message for an empty file asks for the `secret_name` (such
+// as "API token") to be written into it.
 absl::StatusOr<std::string> ReadSecretFile(
     const std::string& path, const std::string& flag,
     const std::string& secret_name = "secret");

@@ -2,8 +2,8 @@
 //
 // Observations travel by reference: a fetcher shares the batch a fetch
 // filled with every shard and sends each shard the positions of its own
-// observations in it, up to a few thousand per message. The batch goes back
-// to the pool once the last shard is done with it.
+// observations in it, up to 4,096 per message. The batch goes back to the
+// pool once neither the fetcher nor any message refers to it.
 //
 // A shard learns that a tick is complete without relying on any order across
 // producers: every fetcher sends, per task and per shard, a kTaskDone marker

@@ -42,8 +42,9 @@ class Emitter {
     std::array<LabelView, kMaxLabels> labels;
     if (extra.size() + 1 > labels.size()) {
       output_->status = absl::InternalError(absl::StrCat(
-          "series of ", ToAbsl(Info(metric).name), " has ", extra.size() + 1,
-          " labels, more than ", labels.size()));
+          "invalid series of ", ToAbsl(Info(metric).name), ": ",
+          extra.size() + 1, " labels, more than the ", labels.size(),
+          " supported"));
       return;
     }
     std::copy(extra.begin(), extra.end(), labels.begin());
@@ -60,8 +61,8 @@ class Emitter {
   }
 
  private:
-  // The zone label plus the most extra labels a metric has (three for DNS
-  // queries), with room to spare.
+  // Labels per series: the zone label plus the largest number of extra
+  // labels a metric has (three, for DNS queries), with room to spare.
   static constexpr size_t kMaxLabels = 8;
 
   const MetricSet& metrics_;
